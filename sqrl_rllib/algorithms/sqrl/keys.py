@@ -1,0 +1,83 @@
+"""SQRL's safety config keys: defaults, help text and validation, importable without Ray."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from sqrl_rllib.core.losses import SAFETY_LOSSES
+from sqrl_rllib.core.mask import MASK_MODES
+
+# key -> (default, help). Defaults follow the paper's appendix B.
+SQRL_KEYS: dict[str, tuple[Any, str]] = {
+    "eps_safe": (0.1, "Q_safe threshold of the mask and of the constraint, in (0, 1)."),
+    "gamma_safe": (0.7, "discount of the failure probability in the safety Bellman target, in (0, 1]."),
+    "num_action_samples": (100, "K: candidate actions per env step scored by Q_safe in one forward pass."),
+    "phase": ("pretrain", "'pretrain' (Algorithm 1) or 'finetune' (Algorithm 2)."),
+    "safety_critic_lr": (3e-4, "Adam learning rate of the safety critic."),
+    "safety_loss": ("bce", "'bce' (authors' code: sigmoid cross-entropy) or 'mse' (the paper's equation)."),
+    "safety_target_network": (True, "Bellman target from a polyak target Q_safe (False: live net, no grad)."),
+    "online_buffer_episodes": (10, "size of the online buffer D_safe, in latest masked-policy episodes."),
+    "safety_update_every": (10, "n_off: SAC SGD steps between two safety-critic training rounds."),
+    "safety_steps_per_round": (10, "safety-critic SGD steps per round."),
+    "finetune_safety_critic": (False, "keep training Q_safe while fine-tuning (frozen by default)."),
+    "nu_init": (1.0, "initial Lagrange multiplier nu (> 0)."),
+    "nu_lr": (3e-4, "Adam learning rate of log nu (dual ascent)."),
+    "lagrangian": (True, "add nu * (Q_safe - eps_safe) to the actor loss while fine-tuning."),
+    "mask_enabled": (True, "apply the safety mask; False gives plain SAC actions (the SAC baseline)."),
+    "updates_per_env_step": (1.0, "SGD steps per sampled env step."),
+    "replay_capacity": (1_000_000, "size of D_offline in transitions."),
+    "checkpoint_replay": (True, "store D_offline and D_safe in checkpoints (False: smaller checkpoints)."),
+    "pretrained_checkpoint": (None, "Algorithm checkpoint whose RLModule state starts fine-tuning."),
+    "hidden": ((256, 256), "hidden layer sizes of every network (ReLU)."),
+}
+
+
+def sqrl_defaults() -> dict[str, Any]:
+    """A fresh dict of the safety keys' defaults."""
+    return {k: v for k, (v, _) in SQRL_KEYS.items()}
+
+
+def check_sqrl_keys(config: Any) -> None:
+    """Validate the safety keys of ``config`` (object or dict); a bad value raises ValueError naming it."""
+    if isinstance(config, dict):
+        config = SimpleNamespace(**(sqrl_defaults() | config))
+
+    def bad(key: str, why: str):
+        raise ValueError(f"SQRL config key {key}={getattr(config, key)!r} is invalid: {why}")
+
+    def number(key: str) -> float:
+        value = getattr(config, key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            bad(key, "must be a number")
+        return value
+
+    if not 0.0 < number("eps_safe") < 1.0:
+        bad("eps_safe", "must lie in (0, 1)")
+    if not 0.0 < number("gamma_safe") <= 1.0:
+        bad("gamma_safe", "must lie in (0, 1]")
+    if config.phase not in MASK_MODES:
+        bad("phase", f"valid values: {list(MASK_MODES)}")
+    if config.safety_loss not in SAFETY_LOSSES:
+        bad("safety_loss", f"valid values: {list(SAFETY_LOSSES)}")
+    for key in ("safety_critic_lr", "nu_lr", "nu_init", "updates_per_env_step"):
+        if not number(key) > 0:
+            bad(key, "must be > 0")
+    for key in (
+        "num_action_samples",
+        "online_buffer_episodes",
+        "safety_update_every",
+        "safety_steps_per_round",
+        "replay_capacity",
+    ):
+        value = getattr(config, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            bad(key, "must be an integer >= 1")
+    for key in ("safety_target_network", "finetune_safety_critic", "lagrangian", "mask_enabled", "checkpoint_replay"):
+        if not isinstance(getattr(config, key), bool):
+            bad(key, "must be true or false")
+    hidden = config.hidden
+    if not hidden or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
+        bad("hidden", "must be a non-empty list of positive layer sizes")
+    if config.pretrained_checkpoint is not None and config.phase != "finetune":
+        bad("pretrained_checkpoint", "only fine-tuning (phase='finetune') starts from a checkpoint")

@@ -1,0 +1,321 @@
+"""SQRL (Srinivasan et al., "Learning to be Safe") as an RLlib algorithm on the new API stack.
+
+``SQRLConfig`` adds the safety keys to SAC's config; ``SQRL.training_step`` implements Algorithm 1
+(pretraining: masked exploration, SAC on D_offline, safety critic on the online buffer D_safe) and
+Algorithm 2 (fine-tuning from a pretraining checkpoint with the mask and the Lagrangian term).
+
+Starting fine-tuning from pretraining::
+
+    config = SQRLConfig().environment("sqrl/DrunkSpider-v0", env_config={"task": "finetune"})
+    config = config.sqrl(phase="finetune", pretrained_checkpoint="/path/to/pretrain/checkpoint")
+    algo = config.build_algo()
+
+restores the policy, the twin critics and their targets, alpha, nu and Q_safe (all of the
+RLModule's state) from the checkpoint; optimizers start fresh (fine-tuning is a new problem with
+a new loss, and Adam's moments from pretraining would carry the old task's gradient scale).
+The env, its task and eps_safe may all differ from pretraining.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import numpy as np
+from ray.rllib.algorithms.algorithm_config import NotProvided
+from ray.rllib.algorithms.sac.sac import SAC, SACConfig
+from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+from ray.rllib.utils.metrics import (
+    ENV_RUNNER_RESULTS,
+    LEARNER_RESULTS,
+    NUM_AGENT_STEPS_SAMPLED_LIFETIME,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+)
+
+from sqrl_rllib.algorithms.sqrl.episodes import episode_columns
+from sqrl_rllib.algorithms.sqrl.keys import check_sqrl_keys, sqrl_defaults
+from sqrl_rllib.core.replay import ColumnarReplay, OnlineSafetyBuffer
+from sqrl_rllib.envs.rllib import register_rllib_envs
+
+# Where an RLlib Algorithm checkpoint keeps the RLModule's state.
+MODULE_COMPONENT = "learner_group/learner/rl_module"
+SQRL_STATE = "sqrl"
+
+
+class SQRLConfig(SACConfig):
+    """Configuration of :class:`SQRL`: SAC's keys plus the safety keys set by :meth:`sqrl`.
+
+    Safety keys (defaults from the paper's appendix B):
+        eps_safe (0.1): Q_safe threshold of the mask and the constraint, in (0, 1).
+        gamma_safe (0.7): discount of the failure probability, in (0, 1].
+        num_action_samples (100): K, candidate actions per env step scored by Q_safe.
+        phase ("pretrain"): "pretrain" (Algorithm 1) or "finetune" (Algorithm 2).
+        safety_critic_lr (3e-4): Adam learning rate of Q_safe.
+        safety_loss ("bce"): "bce" (authors' code, sigmoid cross-entropy) or "mse" (paper).
+        safety_target_network (True): Bellman target from a polyak target Q_safe (else live net).
+        online_buffer_episodes (10): size of D_safe in episodes (latest masked-policy episodes).
+        safety_update_every (10): n_off, SAC steps between two safety-critic rounds.
+        safety_steps_per_round (10): safety-critic SGD steps per round.
+        finetune_safety_critic (False): keep training Q_safe while fine-tuning.
+        nu_init (1.0): initial Lagrange multiplier nu (> 0).
+        nu_lr (3e-4): Adam learning rate of log nu (dual ascent).
+        lagrangian (True): add nu * (Q_safe - eps_safe) to the actor loss while fine-tuning.
+        mask_enabled (True): apply the mask; False gives plain SAC actions (the SAC baseline).
+        updates_per_env_step (1.0): SGD steps per sampled env step.
+        replay_capacity (1_000_000): size of D_offline in transitions.
+        checkpoint_replay (True): store D_offline and D_safe in checkpoints (False: smaller files).
+        pretrained_checkpoint (None): Algorithm checkpoint whose RLModule state starts fine-tuning.
+        hidden ((256, 256)): hidden layer sizes of every network.
+    """
+
+    def __init__(self, algo_class=None):
+        super().__init__(algo_class=algo_class or SQRL)
+        for key, value in sqrl_defaults().items():
+            setattr(self, key, value)
+        # Paper appendix B: 3e-4 for every net, batch 256, soft target updates.
+        self.actor_lr = 3e-4
+        self.critic_lr = 3e-4
+        self.alpha_lr = 3e-4
+        self.train_batch_size_per_learner = 256
+        self.num_steps_sampled_before_learning_starts = 1000
+        self.rollout_fragment_length = 32
+        self.tau = 5e-3
+
+    def sqrl(
+        self,
+        *,
+        eps_safe=NotProvided,
+        gamma_safe=NotProvided,
+        num_action_samples=NotProvided,
+        phase=NotProvided,
+        safety_critic_lr=NotProvided,
+        safety_loss=NotProvided,
+        safety_target_network=NotProvided,
+        online_buffer_episodes=NotProvided,
+        safety_update_every=NotProvided,
+        safety_steps_per_round=NotProvided,
+        finetune_safety_critic=NotProvided,
+        nu_init=NotProvided,
+        nu_lr=NotProvided,
+        lagrangian=NotProvided,
+        mask_enabled=NotProvided,
+        updates_per_env_step=NotProvided,
+        replay_capacity=NotProvided,
+        checkpoint_replay=NotProvided,
+        pretrained_checkpoint=NotProvided,
+        hidden=NotProvided,
+    ) -> SQRLConfig:
+        """Set SQRL's safety keys (see the class docstring for meaning and defaults)."""
+        for key, value in locals().items():
+            if key != "self" and value is not NotProvided:
+                setattr(self, key, value)
+        return self
+
+    def validate(self) -> None:
+        """SAC's checks plus the safety keys; a bad value raises ValueError naming the key."""
+        super().validate()
+        check_sqrl_keys(self)
+
+    def get_default_rl_module_spec(self) -> RLModuleSpec:
+        """SQRL's torch RLModule."""
+        from sqrl_rllib.algorithms.sqrl.torch.sqrl_torch_rl_module import SQRLTorchRLModule
+
+        return RLModuleSpec(module_class=SQRLTorchRLModule)
+
+    @property
+    def _model_config_auto_includes(self) -> dict[str, Any]:
+        return super()._model_config_auto_includes | {
+            "hidden": tuple(self.hidden),
+            "initial_alpha": self.initial_alpha,
+            "nu_init": self.nu_init,
+        }
+
+    def get_default_learner_class(self):
+        """SQRL's torch Learner."""
+        from sqrl_rllib.algorithms.sqrl.torch.sqrl_torch_learner import SQRLTorchLearner
+
+        return SQRLTorchLearner
+
+    def build_module_to_env_connector(self, env=None, spaces=None):
+        """RLlib's default pipeline with the safety mask prepended (before ``GetActions``)."""
+        from sqrl_rllib.connectors.safety_mask import SafetyMask
+
+        pipeline = super().build_module_to_env_connector(env=env, spaces=spaces)
+        pipeline.prepend(
+            SafetyMask(
+                eps_safe=self.eps_safe,
+                num_action_samples=self.num_action_samples,
+                phase=self.phase,
+                enabled=self.mask_enabled,
+            )
+        )
+        return pipeline
+
+
+class SQRL(SAC):
+    """SQRL: SAC with a safety critic, a K-sample safety mask and Lagrangian fine-tuning."""
+
+    @classmethod
+    def get_default_config(cls) -> SQRLConfig:
+        """A fresh :class:`SQRLConfig`."""
+        return SQRLConfig()
+
+    def setup(self, config) -> None:
+        """Build RLlib's pieces, the columnar buffers, and load the pretrained module if given."""
+        register_rllib_envs()
+        super().setup(config)
+        # DQN's setup built RLlib's episode replay buffer; SQRL never uses it.
+        self.local_replay_buffer = None
+        obs_space = self.config.observation_space or self._probe_spaces()[0]
+        act_space = self.config.action_space or self._probe_spaces()[1]
+        obs_dim, act_dim = int(np.prod(obs_space.shape)), int(np.prod(act_space.shape))
+        self.offline_buffer = ColumnarReplay(int(self.config.replay_capacity), obs_dim, act_dim)
+        self.safety_buffer = OnlineSafetyBuffer(int(self.config.online_buffer_episodes))
+        self._rng = np.random.default_rng(self.config.seed)
+        self._counters = {"failures": 0, "episodes": 0, "sgd_steps": 0, "safety_steps": 0, "since_safety": 0}
+        if self.config.pretrained_checkpoint:
+            self.load_pretrained(self.config.pretrained_checkpoint)
+
+    def _probe_spaces(self):
+        spaces = self.env_runner_group.get_spaces()
+        return spaces[DEFAULT_MODULE_ID]
+
+    def load_pretrained(self, checkpoint: str | pathlib.Path) -> None:
+        """Load the RLModule state (policy, critics, targets, alpha, nu, Q_safe) of a checkpoint."""
+        path = pathlib.Path(checkpoint) / MODULE_COMPONENT
+        if not path.is_dir():
+            raise ValueError(f"pretrained_checkpoint={str(checkpoint)!r} holds no RLModule state at {path}")
+        self.restore_from_path(path, component=MODULE_COMPONENT)
+
+    # -- Algorithms 1 and 2 ------------------------------------------------------------------
+    def training_step(self) -> None:
+        """Sample with the masked policy, store, run SAC steps, then safety-critic rounds."""
+        cfg = self.config
+        episodes, env_runner_results = synchronous_parallel_sample(
+            worker_set=self.env_runner_group,
+            concat=True,
+            sample_timeout_s=cfg.sample_timeout_s,
+            _uses_new_env_runners=True,
+            _return_metrics=True,
+        )
+        self.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
+        new_steps, failures, done = self._store(episodes)
+        self._log_safety_metrics(failures, done)
+
+        if len(self.offline_buffer) < cfg.num_steps_sampled_before_learning_starts:
+            return
+        batch_size = cfg.train_batch_size_per_learner
+        sac_steps = max(1, round(new_steps * cfg.updates_per_env_step))
+        timesteps = {
+            NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME)),
+            NUM_AGENT_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
+                (ENV_RUNNER_RESULTS, NUM_AGENT_STEPS_SAMPLED_LIFETIME), default={}
+            ),
+        }
+        rows = self.offline_buffer.sample(sac_steps * batch_size, self._rng)
+        results = self.learner_group.update(
+            batch=_train_batch(rows), minibatch_size=batch_size, num_epochs=1, timesteps=timesteps
+        )
+        self.metrics.aggregate(results, key=LEARNER_RESULTS)
+        self._counters["sgd_steps"] += sac_steps
+
+        trains_safety = cfg.phase == "pretrain" or cfg.finetune_safety_critic
+        self._counters["since_safety"] += sac_steps
+        rounds = self._counters["since_safety"] // cfg.safety_update_every
+        if trains_safety and rounds and len(self.safety_buffer):
+            self._counters["since_safety"] %= cfg.safety_update_every
+            n = rounds * cfg.safety_steps_per_round
+            safe_rows = self.safety_buffer.sample(n * batch_size, self._rng)
+            results = self.learner_group.update(
+                batch=_safety_batch(safe_rows), minibatch_size=batch_size, num_epochs=1, timesteps=timesteps
+            )
+            self.metrics.aggregate(results, key=LEARNER_RESULTS)
+            self._counters["safety_steps"] += n
+
+        self.env_runner_group.sync_weights(
+            from_worker_or_learner_group=self.learner_group,
+            policies=[DEFAULT_MODULE_ID],
+            inference_only=True,
+        )
+
+    def _store(self, episodes) -> tuple[int, int, int]:
+        """Add sampled episode chunks to D_offline and D_safe; returns (steps, failures, episodes done)."""
+        steps = failures = done = 0
+        for episode in episodes:
+            cols = episode_columns(episode)
+            n = len(cols["rewards"])
+            if n == 0:
+                continue
+            self.offline_buffer.add(cols)
+            self.safety_buffer.add_chunk(episode.id_, cols)
+            steps += n
+            if episode.is_done:
+                done += 1
+                failures += int(cols["failure"][-1] > 0.5)
+        return steps, failures, done
+
+    def _log_safety_metrics(self, failures: int, done: int) -> None:
+        self._counters["failures"] += failures
+        self._counters["episodes"] += done
+        c = self._counters
+        values = {
+            "cumulative_failures": c["failures"],
+            "cumulative_episodes": c["episodes"],
+            "cumulative_failure_rate": c["failures"] / max(c["episodes"], 1),
+            "num_sgd_steps": c["sgd_steps"],
+            "num_safety_critic_steps": c["safety_steps"],
+            "offline_buffer_size": len(self.offline_buffer),
+            "safety_buffer_size": len(self.safety_buffer),
+        }
+        for key, value in values.items():
+            self.metrics.log_value(("sqrl", key), value, window=1)
+        # Per-iteration counts (training_step runs several times per iteration): summed, then cleared.
+        self.metrics.log_value(("sqrl", "failures"), failures, reduce="sum", clear_on_reduce=True)
+        self.metrics.log_value(("sqrl", "episodes"), done, reduce="sum", clear_on_reduce=True)
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def get_state(self, components=None, *, not_components=None, **kwargs) -> dict[str, Any]:
+        """RLlib's state plus SQRL's counters and (if ``checkpoint_replay``) D_offline and D_safe."""
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        if self._check_component(SQRL_STATE, components, not_components):
+            sqrl_state: dict[str, Any] = {"counters": dict(self._counters)}
+            if self.config.checkpoint_replay:
+                sqrl_state["offline_buffer"] = self.offline_buffer.get_state()
+                sqrl_state["safety_buffer"] = self.safety_buffer.get_state()
+            state[SQRL_STATE] = sqrl_state
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore RLlib's state and SQRL's counters and buffers."""
+        super().set_state(state)
+        sqrl_state = state.get(SQRL_STATE)
+        if sqrl_state:
+            self._counters.update(sqrl_state["counters"])
+            if "offline_buffer" in sqrl_state:
+                self.offline_buffer.set_state(sqrl_state["offline_buffer"])
+                self.safety_buffer.set_state(sqrl_state["safety_buffer"])
+
+
+def _train_batch(rows: dict[str, np.ndarray]) -> MultiAgentBatch:
+    cols = {
+        Columns.OBS: rows["obs"],
+        Columns.ACTIONS: rows["actions"],
+        Columns.REWARDS: rows["rewards"],
+        Columns.NEXT_OBS: rows["next_obs"],
+        Columns.TERMINATEDS: rows["terminated"],
+    }
+    return MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(cols)}, env_steps=len(rows["rewards"]))
+
+
+def _safety_batch(rows: dict[str, np.ndarray]) -> MultiAgentBatch:
+    cols = {
+        "safe_obs": rows["obs"],
+        "safe_actions": rows["actions"],
+        "safe_next_obs": rows["next_obs"],
+        "safe_failure": rows["failure"],
+    }
+    return MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(cols)}, env_steps=len(rows["rewards"]))

@@ -1,0 +1,91 @@
+"""The safety mask Gamma as a module-to-env ConnectorV2 (spec section 3).
+
+Prepended to the module-to-env pipeline, i.e. before RLlib's ``GetActions``, which then passes
+through because this piece already set ``actions``: it therefore works on the batched tensors of
+all sub-envs at once, draws K candidates per env, scores all envs x K with ONE Q_safe forward
+pass and picks one per env by :func:`sqrl_rllib.core.mask.select_action_index`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from ray.rllib.connectors.connector_v2 import ConnectorV2
+from ray.rllib.core.columns import Columns
+
+from sqrl_rllib.algorithms.sqrl.torch.sqrl_torch_rl_module import MASK_OBS
+from sqrl_rllib.core.mask import select_action_index
+
+
+class SafetyMask(ConnectorV2):
+    """Replace the policy's action by a Q_safe-masked choice among K samples.
+
+    Args:
+        eps_safe: safety threshold; samples with Q_safe >= eps_safe are rejected.
+        num_action_samples: K, candidates drawn per env step.
+        phase: ``"pretrain"`` (riskiest safe sample) or ``"finetune"`` (safe samples
+            importance-sampled by pi(a|s)).
+        enabled: False makes the piece a pass-through (plain SAC actions).
+    """
+
+    def __init__(
+        self,
+        input_observation_space=None,
+        input_action_space=None,
+        *,
+        eps_safe: float = 0.1,
+        num_action_samples: int = 100,
+        phase: str = "pretrain",
+        enabled: bool = True,
+        **kwargs,
+    ):
+        super().__init__(input_observation_space, input_action_space, **kwargs)
+        self.eps_safe = float(eps_safe)
+        self.num_action_samples = int(num_action_samples)
+        self.phase = phase
+        self.enabled = bool(enabled)
+
+    def __call__(
+        self,
+        *,
+        rl_module,
+        batch: dict[str, Any],
+        episodes,
+        explore: bool | None = None,
+        shared_data: dict | None = None,
+        metrics=None,
+        **kwargs,
+    ) -> Any:
+        """Set ``actions`` and ``action_logp`` in the batch from the masked K-sample choice."""
+        obs = batch.pop(MASK_OBS, None)
+        if not self.enabled or obs is None or Columns.ACTION_DIST_INPUTS not in batch:
+            return batch
+        module = rl_module.unwrapped() if hasattr(rl_module, "unwrapped") else rl_module
+        dist_inputs = batch[Columns.ACTION_DIST_INPUTS]
+        lead = dist_inputs.shape[:-1]
+        obs_flat = obs.reshape(-1, obs.shape[-1]).float()
+        inputs_flat = dist_inputs.reshape(-1, dist_inputs.shape[-1])
+        with torch.no_grad():
+            candidates, logp = module.sample_candidates(inputs_flat, self.num_action_samples)
+            if not explore:
+                # Deterministic evaluation: the policy mean is candidate 0, chosen if it is safe.
+                act_dim = candidates.shape[-1]
+                candidates[:, 0] = torch.tanh(inputs_flat[:, :act_dim])
+            q_safe = module.q_safe(obs_flat, candidates)
+            if explore:
+                choice = select_action_index(q_safe, logp, self.eps_safe, self.phase)
+                index = choice.index
+            else:
+                mean_safe = q_safe[:, 0] < self.eps_safe
+                index = torch.where(mean_safe, torch.zeros_like(mean_safe, dtype=torch.long), q_safe.argmin(1))
+                choice = None
+            rows = torch.arange(candidates.shape[0])
+            actions = candidates[rows, index]
+            batch[Columns.ACTIONS] = actions.reshape(*lead, actions.shape[-1])
+            batch[Columns.ACTION_LOGP] = logp[rows, index].reshape(lead)
+        if metrics is not None and choice is not None:
+            metrics.log_value("mask_rejection_rate", choice.rejected_fraction.mean().item(), window=100)
+            metrics.log_value("mask_fallback_rate", choice.fallback.float().mean().item(), window=100)
+            metrics.log_value("mask_chosen_q_safe", choice.q_safe.mean().item(), window=100)
+        return batch

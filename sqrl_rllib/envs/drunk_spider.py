@@ -1,0 +1,182 @@
+"""DrunkSpider: 2-D point navigation past lava pits over a one-cell bridge.
+
+Faithful to the SQRL authors' "DrunkSpiderShort" environment (spec section 6): an 8 x 7 grid,
+position (row, col) continuous in [0, 8] x [0, 7], cell (r, c) covering [r, r+1) x [c, c+1).
+Lava fills columns 2 and 4 of rows 2-5; column 3 of those rows is the bridge (centre col 3.5).
+Start (0, 3), goal (7, 3); reaching within 1.0 of the goal is success.
+
+Reward shaping (the authors' "l2" reward plus their time-limit wrapper):
+  * every step: -||pos - goal|| / sqrt(8^2 + 7^2)
+  * success: reward 1 on that step, plus 1 * (remaining steps) as a bonus
+  * failure (lava or leaving the map): reward -1 - (remaining steps + 1)
+  * timeout (episode length reached without success or failure): -30 added on the last step
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+
+N_ROWS, N_COLS = 8, 7
+LAVA_COLS = (2, 4)
+LAVA_ROWS = (2, 3, 4, 5)
+START = (0.0, 3.0)
+GOAL = (7.0, 3.0)
+GOAL_RADIUS = 1.0
+SUBSTEPS = 10
+TIMEOUT_PENALTY = -30.0
+_DIAGONAL = math.sqrt(N_ROWS**2 + N_COLS**2)
+
+TASKS = {
+    # Pretraining tolerates failures; fine-tuning is the target task with a noisier action channel.
+    "pretrain": {"action_scale": 1.0, "action_noise": 0.1},
+    "finetune": {"action_scale": 1.0, "action_noise": 0.2},
+}
+NOISE_TYPES = ("uniform", "gaussian")
+
+
+def is_lava(row: float, col: float) -> bool:
+    """True when the continuous position (row, col) lies in a lava cell."""
+    return int(math.floor(row)) in LAVA_ROWS and int(math.floor(col)) in LAVA_COLS
+
+
+def is_outside(row: float, col: float) -> bool:
+    """True when (row, col) has left the map [0, 8] x [0, 7]."""
+    return not (0.0 <= row <= N_ROWS and 0.0 <= col <= N_COLS)
+
+
+class DrunkSpiderEnv(gym.Env):
+    """Point robot crossing a lava field; ``info["failure"]`` marks lava or leaving the map.
+
+    Args:
+        task: ``"pretrain"`` or ``"finetune"``; picks the default action scale and noise
+            (pretrain: scale 1, noise 0.1; finetune: scale 1, noise 0.2).
+        action_scale: multiplies the [-1, 1]^2 action; overrides the task default.
+        action_noise: noise magnitude; overrides the task default. Must be >= 0.
+        noise_type: ``"uniform"`` (authors' code: U[-noise/2, noise/2] per axis) or
+            ``"gaussian"`` (N(0, noise^2) per axis, the paper's wording; needed for a real
+            risk trade-off on the bridge).
+        max_episode_steps: episode length (30 in the paper).
+        render_mode: ``None`` or ``"rgb_array"``.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(
+        self,
+        task: str = "pretrain",
+        action_scale: float | None = None,
+        action_noise: float | None = None,
+        noise_type: str = "uniform",
+        max_episode_steps: int = 30,
+        render_mode: str | None = None,
+    ):
+        if task not in TASKS:
+            raise ValueError(f"DrunkSpider: unknown task={task!r}; valid values: {sorted(TASKS)}")
+        if noise_type not in NOISE_TYPES:
+            raise ValueError(f"DrunkSpider: unknown noise_type={noise_type!r}; valid values: {list(NOISE_TYPES)}")
+        defaults = TASKS[task]
+        self.task = task
+        self.action_scale = float(defaults["action_scale"] if action_scale is None else action_scale)
+        self.action_noise = float(defaults["action_noise"] if action_noise is None else action_noise)
+        if self.action_noise < 0:
+            raise ValueError(f"DrunkSpider: action_noise must be >= 0, got {self.action_noise}")
+        if self.action_scale <= 0:
+            raise ValueError(f"DrunkSpider: action_scale must be > 0, got {self.action_scale}")
+        if max_episode_steps < 1:
+            raise ValueError(f"DrunkSpider: max_episode_steps must be >= 1, got {max_episode_steps}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"DrunkSpider: render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.noise_type = noise_type
+        self.max_episode_steps = int(max_episode_steps)
+        self.render_mode = render_mode
+        self.observation_space = gym.spaces.Box(
+            low=np.array([0.0, 0.0], np.float32),
+            high=np.array([N_ROWS, N_COLS], np.float32),
+            dtype=np.float32,
+        )
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self._pos = np.array(START, dtype=np.float64)
+        self._t = 0
+        self._trajectory: list[tuple[float, float]] = []
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Put the spider at the start (0, 3); returns (obs, info) with ``failure=False``."""
+        super().reset(seed=seed)
+        self._pos = np.array(START, dtype=np.float64)
+        self._t = 0
+        self._trajectory = [tuple(self._pos)]
+        return self._obs(), {"failure": False, "success": False}
+
+    def _obs(self) -> np.ndarray:
+        return np.clip(self._pos, self.observation_space.low, self.observation_space.high).astype(np.float32)
+
+    def _noise(self) -> np.ndarray:
+        if self.action_noise == 0:
+            return np.zeros(2)
+        if self.noise_type == "uniform":
+            return self.np_random.uniform(-self.action_noise / 2, self.action_noise / 2, size=2)
+        return self.np_random.normal(0.0, self.action_noise, size=2)
+
+    def _move(self, delta: np.ndarray) -> bool:
+        """Integrate ``delta`` in substeps, axis by axis; returns True on a failure (stops there)."""
+        step = delta / SUBSTEPS
+        for _ in range(SUBSTEPS):
+            for axis in (0, 1):
+                nxt = self._pos.copy()
+                nxt[axis] += step[axis]
+                if is_outside(*nxt) or is_lava(*nxt):
+                    self._pos = nxt
+                    return True
+                self._pos = nxt
+        return False
+
+    def step(self, action):
+        """Move by ``clip(action * scale + noise)``; see the module docstring for rewards."""
+        action = np.asarray(action, dtype=np.float64).reshape(2)
+        action = np.clip(action, -1.0, 1.0) * self.action_scale
+        delta = np.clip(action + self._noise(), -self.action_scale, self.action_scale)
+        failure = self._move(delta)
+        self._t += 1
+        self._trajectory.append(tuple(self._pos))
+        remaining = self.max_episode_steps - self._t
+        dist = float(np.linalg.norm(self._pos - np.array(GOAL)))
+        success = (not failure) and dist < GOAL_RADIUS
+        if failure:
+            reward = -1.0 - (remaining + 1)
+        elif success:
+            reward = 1.0 + 1.0 * remaining
+        else:
+            reward = -dist / _DIAGONAL
+        terminated = failure or success
+        truncated = (not terminated) and self._t >= self.max_episode_steps
+        if truncated:
+            reward += TIMEOUT_PENALTY
+        info = {"failure": bool(failure), "success": bool(success)}
+        return self._obs(), float(reward), bool(terminated), bool(truncated), info
+
+    def render(self):
+        """RGB image (H, W, 3) of the map: lava red, bridge tan, goal green, trajectory blue."""
+        if self.render_mode is None:
+            gym.logger.warn("DrunkSpider.render() called without render_mode='rgb_array'")
+            return None
+        cell = 32
+        img = np.full((N_ROWS * cell, N_COLS * cell, 3), 235, dtype=np.uint8)
+        for r in LAVA_ROWS:
+            for c in LAVA_COLS:
+                img[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell] = (200, 40, 20)
+            img[r * cell : (r + 1) * cell, 3 * cell : 4 * cell] = (205, 170, 110)
+        yy, xx = np.mgrid[0 : N_ROWS * cell, 0 : N_COLS * cell]
+        goal_disc = (yy / cell - GOAL[0]) ** 2 + (xx / cell - GOAL[1]) ** 2 < GOAL_RADIUS**2
+        img[goal_disc] = (60, 180, 75)
+        img[::cell, :] = 180
+        img[:, ::cell] = 180
+        pts = np.array(self._trajectory) * cell
+        for (r0, c0), (r1, c1) in zip(pts[:-1], pts[1:], strict=False):
+            for s in np.linspace(0.0, 1.0, 24):
+                r = int(np.clip(r0 + s * (r1 - r0), 0, N_ROWS * cell - 1))
+                c = int(np.clip(c0 + s * (c1 - c0), 0, N_COLS * cell - 1))
+                img[max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2] = (30, 60, 220)
+        return img

@@ -1,0 +1,239 @@
+"""Experiment files (``tune_configs/*.yaml``): loading, ``--set`` overrides, ``--quick``, validation.
+
+Everything here runs before Ray starts, so that a typo is reported in one paragraph, not as a
+stack trace from inside a Ray worker.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import pathlib
+from typing import Any
+
+import yaml
+
+from sqrl_rllib.algorithms.sqrl.keys import SQRL_KEYS, check_sqrl_keys
+
+CONFIG_DIR = pathlib.Path(__file__).parent / "tune_configs"
+
+# Structure of an experiment file: section -> allowed keys (None: free-form, validated elsewhere).
+TRAINING_KEYS = {
+    "gamma": "discount of the task reward.",
+    "tau": "polyak coefficient of the target networks.",
+    "actor_lr": "Adam learning rate of the policy.",
+    "critic_lr": "Adam learning rate of the twin critics.",
+    "alpha_lr": "Adam learning rate of SAC's temperature.",
+    "initial_alpha": "initial SAC temperature.",
+    "train_batch_size_per_learner": "SGD minibatch size.",
+    "num_steps_sampled_before_learning_starts": "env steps collected before the first update.",
+}
+RESOURCE_KEYS = {
+    "num_env_runners": "remote EnvRunner actors per trial (0: sample in the trial's process).",
+    "num_envs_per_env_runner": "vectorised sub-envs per EnvRunner.",
+    "num_learners": "remote Learner actors per trial (0: learn in the trial's process).",
+    "num_gpus_per_learner": "GPUs per Learner (use with num_learners >= 1 on a GPU cluster).",
+}
+STAGE_KEYS = {
+    "env_config": "keyword arguments of the env for this stage (e.g. task).",
+    "stop": "Tune stop criteria, e.g. {num_env_steps_sampled_lifetime: 50000}.",
+    "sqrl": "SQRL safety keys for this stage.",
+    "grid": "finetune only: lists of eps_safe / gamma_safe values, crossed into a Tune grid.",
+}
+QUICK_KEYS = {
+    "pretrain_steps": "env steps of pretraining under --quick.",
+    "finetune_steps": "env steps of each fine-tuning trial under --quick.",
+    "num_seeds": "seeds under --quick.",
+    "num_steps_sampled_before_learning_starts": "learning starts under --quick.",
+    "num_action_samples": "K under --quick.",
+    "hidden": "network sizes under --quick.",
+}
+TOP_KEYS = {
+    "name": "experiment name (run directory name).",
+    "env": "registered gymnasium id of the env (any env whose info carries 'failure').",
+    "pretrain": "pretraining stage.",
+    "finetune": "fine-tuning stage.",
+    "num_seeds": "seeds per fine-tuning grid point.",
+    "training": "SAC training keys shared by both stages.",
+    "resources": "EnvRunner / Learner resources per trial.",
+    "quick": "shrunken step counts used by --quick.",
+}
+GRID_KEYS = ("eps_safe", "gamma_safe")
+STOP_KEYS = ("num_env_steps_sampled_lifetime", "training_iteration", "time_total_s")
+
+
+class ExperimentError(ValueError):
+    """A problem with an experiment file or an override; its message is shown to the user as is."""
+
+
+def available_experiments() -> list[str]:
+    """Names of the experiment files shipped in ``tune_configs/``."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def load_experiment(name_or_path: str) -> dict[str, Any]:
+    """Read an experiment by name (from ``tune_configs/``) or by YAML path."""
+    path = pathlib.Path(name_or_path)
+    if not (path.suffix in (".yaml", ".yml") and path.exists()):
+        path = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        raise ExperimentError(
+            f"Unknown experiment {name_or_path!r}: it is neither a name in {CONFIG_DIR} nor an existing "
+            f"YAML file. Valid names: {', '.join(available_experiments())}."
+        )
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ExperimentError(f"Malformed YAML in {path}: {err}") from None
+    if not isinstance(data, dict):
+        raise ExperimentError(f"Malformed experiment {path}: the top level must be a mapping of {sorted(TOP_KEYS)}.")
+    data.setdefault("name", path.stem)
+    return data
+
+
+def apply_override(experiment: dict[str, Any], assignment: str) -> None:
+    """Apply one ``--set dotted.key=value`` (value parsed as YAML) in place."""
+    if "=" not in assignment:
+        raise ExperimentError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set finetune.sqrl.eps_safe=0.2.")
+    key, raw = assignment.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ExperimentError(f"--set {assignment!r}: the value is not valid YAML ({err}).") from None
+    parts = key.strip().split(".")
+    node = experiment
+    allowed = _allowed_keys(parts[:1], experiment)
+    for depth, part in enumerate(parts):
+        allowed = _allowed_keys(parts[: depth + 1], experiment)
+        if allowed is not None and part not in allowed:
+            where = ".".join(parts[:depth]) or "the top level"
+            raise ExperimentError(
+                f"--set {assignment!r}: unknown key {part!r} in {where}. Valid keys: {', '.join(sorted(allowed))}."
+            )
+        if depth == len(parts) - 1:
+            node[part] = value
+        else:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ExperimentError(f"--set {assignment!r}: {'.'.join(parts[: depth + 1])} is not a section.")
+
+
+def _allowed_keys(path: list[str], experiment: dict[str, Any]):
+    """Allowed key names at ``path`` (the key itself is the last element), or None for free-form."""
+    if len(path) == 1:
+        return TOP_KEYS
+    section = path[0]
+    if len(path) == 2:
+        return {
+            "pretrain": STAGE_KEYS,
+            "finetune": STAGE_KEYS,
+            "training": TRAINING_KEYS,
+            "resources": RESOURCE_KEYS,
+            "quick": QUICK_KEYS,
+        }.get(section)
+    if len(path) == 3 and section in ("pretrain", "finetune"):
+        return {"sqrl": SQRL_KEYS, "grid": GRID_KEYS, "stop": STOP_KEYS}.get(path[1])
+    return None
+
+
+def apply_quick(experiment: dict[str, Any]) -> None:
+    """Shrink the experiment to the ``quick`` section's sizes (a laptop run of a few minutes)."""
+    quick = experiment.get("quick") or {}
+    experiment["pretrain"]["stop"] = {"num_env_steps_sampled_lifetime": quick.get("pretrain_steps", 1000)}
+    experiment["finetune"]["stop"] = {"num_env_steps_sampled_lifetime": quick.get("finetune_steps", 500)}
+    experiment["num_seeds"] = quick.get("num_seeds", 1)
+    training = experiment.setdefault("training", {})
+    if "num_steps_sampled_before_learning_starts" in quick:
+        training["num_steps_sampled_before_learning_starts"] = quick["num_steps_sampled_before_learning_starts"]
+    for stage in ("pretrain", "finetune"):
+        sqrl = experiment[stage].setdefault("sqrl", {})
+        for key in ("num_action_samples", "hidden"):
+            if key in quick:
+                sqrl[key] = quick[key]
+
+
+def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> None:
+    """Check every section; raises ExperimentError naming the problem and the valid choices."""
+    for key in experiment:
+        if key not in TOP_KEYS:
+            raise ExperimentError(f"Unknown top-level key {key!r}. Valid keys: {', '.join(sorted(TOP_KEYS))}.")
+    for key in ("env", "pretrain", "finetune"):
+        if key not in experiment:
+            raise ExperimentError(f"The experiment has no {key!r} section; it needs: env, pretrain, finetune.")
+    for section, allowed in (("training", TRAINING_KEYS), ("resources", RESOURCE_KEYS), ("quick", QUICK_KEYS)):
+        _check_mapping(experiment.get(section) or {}, allowed, section)
+    for key in ("training", "resources"):
+        for sub, value in (experiment.get(key) or {}).items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or math.isnan(value):
+                raise ExperimentError(f"{key}.{sub}={value!r} is invalid: must be a number >= 0.")
+    seeds = experiment.get("num_seeds", 1)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ExperimentError(f"num_seeds={seeds!r} is invalid: must be an integer >= 1.")
+    for stage in ("pretrain", "finetune"):
+        spec = experiment[stage]
+        _check_mapping(spec, STAGE_KEYS, stage)
+        _check_mapping(spec.get("sqrl") or {}, SQRL_KEYS, f"{stage}.sqrl")
+        _check_mapping(spec.get("stop") or {}, STOP_KEYS, f"{stage}.stop")
+        if not spec.get("stop"):
+            raise ExperimentError(f"{stage}.stop is empty: give e.g. num_env_steps_sampled_lifetime: 50000.")
+        phase = (spec.get("sqrl") or {}).get("phase", stage)
+        if phase != stage:
+            raise ExperimentError(
+                f"{stage}.sqrl.phase={phase!r} is invalid: the stage sets the phase; valid value here: {stage!r}."
+            )
+        grid = spec.get("grid") or {}
+        if grid and stage == "pretrain":
+            raise ExperimentError("pretrain.grid is not supported: the grid crosses fine-tuning trials.")
+        _check_mapping(grid, GRID_KEYS, f"{stage}.grid")
+        for values in [{}] + _grid_points(grid):
+            try:
+                check_sqrl_keys({"phase": stage, **(spec.get("sqrl") or {}), **values})
+            except ValueError as err:
+                raise ExperimentError(f"{stage}: {err}") from None
+        if check_env:
+            _check_env(experiment["env"], spec.get("env_config") or {}, stage)
+
+
+def _grid_points(grid: dict[str, Any]) -> list[dict[str, Any]]:
+    points: list[dict[str, Any]] = [{}]
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ExperimentError(f"grid.{key}={values!r} is invalid: must be a non-empty list.")
+        points = [{**p, key: v} for p in points for v in values]
+    return points
+
+
+def _check_mapping(mapping: Any, allowed, where: str) -> None:
+    if not isinstance(mapping, dict):
+        raise ExperimentError(f"{where} must be a mapping, got {mapping!r}.")
+    for key in mapping:
+        if key not in allowed:
+            raise ExperimentError(f"Unknown key {key!r} in {where}. Valid keys: {', '.join(sorted(allowed))}.")
+
+
+def _check_env(env_id: str, env_config: dict[str, Any], stage: str) -> None:
+    import gymnasium as gym
+
+    import sqrl_rllib.envs  # noqa: F401
+
+    if env_id not in gym.registry:
+        sqrl_ids = sorted(k for k in gym.registry if k.startswith("sqrl/"))
+        raise ExperimentError(f"Unknown env {env_id!r}. Registered sqrl envs: {', '.join(sqrl_ids)}.")
+    try:
+        env = gym.make(env_id, **env_config)
+    except (TypeError, ValueError) as err:
+        raise ExperimentError(f"{stage}.env_config={env_config!r} is invalid for {env_id}: {err}") from None
+    env.close()
+
+
+def prepare_experiment(name_or_path: str, overrides: list[str], quick: bool, num_seeds: int | None) -> dict:
+    """Load, override, shrink (``--quick``) and validate an experiment; returns a fresh dict."""
+    experiment = copy.deepcopy(load_experiment(name_or_path))
+    if quick:
+        apply_quick(experiment)
+    for assignment in overrides:  # after --quick, so an explicit --set always wins
+        apply_override(experiment, assignment)
+    if num_seeds is not None:
+        experiment["num_seeds"] = num_seeds
+    validate_experiment(experiment)
+    return experiment

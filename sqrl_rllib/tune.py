@@ -1,0 +1,94 @@
+"""``python -m sqrl_rllib.tune EXPERIMENT``: SQRL pretraining, then a fine-tuning grid, on Ray Tune.
+
+Stage 1 runs the pretraining trial under ``tune.Tuner``; stage 2 runs fine-tuning trials (grid over
+eps_safe x gamma_safe x seed), each starting from stage 1's checkpoint in the run's storage path.
+Locally an embedded Ray is started; with ``RAY_ADDRESS`` set (or under ``ray job submit``) the
+existing cluster is used. The run ends with a results table, written as CSV and Parquet, plots of
+return and cumulative failures, and TensorBoard event files for every trial under the run directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+from typing import Any
+
+from sqrl_rllib.experiments import ExperimentError, available_experiments, prepare_experiment
+
+DEFAULT_STORAGE = "~/sqrl_results"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line interface (see ``--help``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m sqrl_rllib.tune",
+        description="Run SQRL pretraining then a fine-tuning grid on Ray Tune, ending with a results table.",
+    )
+    parser.add_argument(
+        "experiment",
+        help=f"experiment name ({', '.join(available_experiments())}) or a path to an experiment YAML",
+    )
+    parser.add_argument("--quick", action="store_true", help="shrink step counts so the run takes minutes")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key of the experiment, e.g. --set finetune.grid.eps_safe=[0.05,0.2] (repeatable)",
+    )
+    parser.add_argument(
+        "--storage-path",
+        default=os.environ.get("SQRL_STORAGE_PATH", DEFAULT_STORAGE),
+        help="where runs are stored: a local directory or a cloud URI visible to every node "
+        f"(default: $SQRL_STORAGE_PATH or {DEFAULT_STORAGE})",
+    )
+    parser.add_argument("--num-seeds", type=int, default=None, help="seeds per fine-tuning grid point")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run of this experiment")
+    parser.add_argument("--name", default=None, help="run directory name (default: the experiment's name)")
+    parser.add_argument("--max-failures", type=int, default=3, help="retries of a crashed trial from its checkpoint")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 for bad input, before Ray is started)."""
+    args = parse_args(argv)
+    if args.num_seeds is not None and args.num_seeds < 1:
+        return _usage_error(f"--num-seeds={args.num_seeds} is invalid: must be an integer >= 1.")
+    try:
+        experiment = prepare_experiment(args.experiment, args.overrides, args.quick, args.num_seeds)
+    except ExperimentError as err:
+        return _usage_error(str(err))
+    from sqrl_rllib.pipeline import run_pipeline
+
+    table = run_pipeline(
+        experiment,
+        storage_path=_storage(args.storage_path),
+        name=args.name or experiment["name"] + ("_quick" if args.quick else ""),
+        resume=args.resume,
+        max_failures=args.max_failures,
+    )
+    print(table.to_string(index=False))
+    return 0
+
+
+def _storage(path: str) -> str:
+    if "://" in path:
+        return path
+    return str(pathlib.Path(path).expanduser().resolve())
+
+
+def _usage_error(message: str) -> int:
+    print(f"sqrl_rllib.tune: error: {message}", file=sys.stderr)
+    return 2
+
+
+def cli(argv: list[str] | None = None) -> Any:
+    """Console-script entry point."""
+    sys.exit(main(argv))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,6 @@
+"""Shared test setup: keep torch and Ray small on the 2-core CI machine."""
+
+import os
+
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.setdefault("MUJOCO_GL", "egl")

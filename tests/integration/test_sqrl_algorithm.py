@@ -1,0 +1,74 @@
+"""SQRL on RLlib: pretrain -> checkpoint -> fine-tune with 2 EnvRunners x 2 envs each."""
+
+import pytest
+import ray
+import torch
+
+from sqrl_rllib.algorithms.sqrl import SQRLConfig
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def small_config(phase: str, task: str) -> SQRLConfig:
+    return (
+        SQRLConfig()
+        .environment("sqrl/DrunkSpider-v0", env_config={"task": task})
+        .env_runners(num_env_runners=2, num_envs_per_env_runner=2, rollout_fragment_length=16)
+        .training(num_steps_sampled_before_learning_starts=128, train_batch_size_per_learner=64)
+        .reporting(min_sample_timesteps_per_iteration=128)
+        .sqrl(phase=phase, num_action_samples=8, hidden=(32, 32), safety_update_every=4, safety_steps_per_round=2)
+        .debugging(seed=0)
+    )
+
+
+def module_state(algo) -> dict[str, torch.Tensor]:
+    return algo.learner_group._learner.module["default_policy"].state_dict()
+
+
+def test_pretrain_then_finetune_starts_from_pretrained_weights(ray_local, tmp_path):
+    pre = small_config("pretrain", "pretrain").build_algo()
+    for _ in range(3):
+        result = pre.train()
+    assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 300
+    sqrl = result["sqrl"]
+    assert sqrl["num_sgd_steps"] > 0 and sqrl["num_safety_critic_steps"] > 0
+    assert sqrl["cumulative_episodes"] > 0 and 0 <= sqrl["cumulative_failure_rate"] <= 1
+    assert "mask_rejection_rate" in result["env_runners"]
+    learner = result["learners"]["default_policy"]
+    assert "safety_loss" in learner and "alpha" in learner
+    checkpoint = pre.save_to_path(str(tmp_path / "pretrain"))
+    pretrained = {k: v.clone() for k, v in module_state(pre).items()}
+    pre.stop()
+
+    ft_config = small_config("finetune", "finetune").sqrl(pretrained_checkpoint=checkpoint, eps_safe=0.2)
+    ft = ft_config.build_algo()
+    restored = module_state(ft)
+    assert pretrained.keys() == restored.keys()
+    for key, tensor in pretrained.items():
+        assert torch.equal(tensor, restored[key]), key
+    # The EnvRunners act with the pretrained policy and safety critic too.
+    runner_states = ft.env_runner_group.foreach_env_runner(
+        lambda er: {k: v.clone() for k, v in er.module.state_dict().items()}, local_env_runner=False
+    )
+    for state in runner_states:
+        for key, tensor in state.items():
+            assert torch.equal(tensor, pretrained[key]), key
+    result = ft.train()
+    assert "nu" in result["learners"]["default_policy"]
+    # Fine-tuning keeps Q_safe frozen by default.
+    assert result["sqrl"]["num_safety_critic_steps"] == 0
+    ft.stop()
+
+
+def test_invalid_config_names_the_key():
+    with pytest.raises(ValueError, match="eps_safe"):
+        SQRLConfig().sqrl(eps_safe=1.5).validate()
+    with pytest.raises(ValueError, match="num_action_samples"):
+        SQRLConfig().sqrl(num_action_samples=0).validate()
+    with pytest.raises(ValueError, match="phase"):
+        SQRLConfig().sqrl(phase="transfer").validate()

@@ -1,0 +1,26 @@
+"""`python -m sqrl_rllib.tune drunk_spider --quick` end to end: table, CSV, Parquet, plots, TensorBoard."""
+
+import subprocess
+import sys
+
+import pandas as pd
+
+
+def test_quick_drunk_spider_pipeline(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "sqrl_rllib.tune", "drunk_spider", "--quick", "--storage-path", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "failure_rate" in proc.stdout and "final_return" in proc.stdout
+    run_dir = tmp_path / "drunk_spider_quick"
+    table = pd.read_parquet(run_dir / "results.parquet")
+    assert list(table["stage"]) == ["pretrain", "finetune"]
+    assert (table["env_steps"] > 0).all() and (table["episodes"] > 0).all()
+    assert pd.read_csv(run_dir / "results.csv").shape == table.shape
+    for plot in ("return.png", "cumulative_failures.png"):
+        assert (run_dir / plot).stat().st_size > 1000
+    events = list(run_dir.glob("*/*/events.out.tfevents.*"))
+    assert len(events) >= 2, list(run_dir.rglob("*"))[:50]

@@ -1,0 +1,124 @@
+"""DrunkSpider: the authors' map, reward shaping, failure contract and gymnasium compliance."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import sqrl_rllib.envs  # noqa: F401
+from sqrl_rllib.envs.drunk_spider import DrunkSpiderEnv, is_lava
+
+
+@pytest.mark.parametrize("task", ["pretrain", "finetune"])
+def test_check_env(task):
+    check_env(gym.make("sqrl/DrunkSpider-v0", task=task).unwrapped, skip_render_check=True)
+
+
+def test_tasks_differ_in_noise():
+    assert gym.make("sqrl/DrunkSpider-v0", task="pretrain").unwrapped.action_noise == 0.1
+    assert gym.make("sqrl/DrunkSpider-v0", task="finetune").unwrapped.action_noise == 0.2
+
+
+def test_seeding_reproduces_episodes():
+    def rollout(seed):
+        env = DrunkSpiderEnv(task="finetune", noise_type="gaussian")
+        obs, _ = env.reset(seed=seed)
+        trace = [obs]
+        rng = np.random.default_rng(0)
+        for _ in range(30):
+            obs, r, term, trunc, _ = env.step(rng.uniform(-1, 1, 2))
+            trace.append(np.append(obs, r))
+            if term or trunc:
+                break
+        return np.concatenate(trace)
+
+    assert np.array_equal(rollout(3), rollout(3))
+    assert not np.array_equal(rollout(3), rollout(4))
+
+
+def walk(env, actions):
+    out = []
+    for a in actions:
+        out.append(env.step(np.asarray(a, np.float32)))
+        if out[-1][2] or out[-1][3]:
+            break
+    return out
+
+
+def test_bridge_centre_walk_reaches_goal_without_failure():
+    env = DrunkSpiderEnv(action_noise=0.0)
+    obs, info = env.reset(seed=0)
+    assert info["failure"] is False and tuple(obs) == (0.0, 3.0)
+    steps = walk(env, [(0.5, 0.5)] + [(1.0, 0.0)] * 10)
+    obs, reward, terminated, truncated, info = steps[-1]
+    assert terminated and not truncated
+    assert info["success"] and not info["failure"]
+    assert all(not s[4]["failure"] for s in steps)
+    assert reward > 1.0  # success reward plus the remaining-steps bonus
+
+
+def test_stepping_sideways_into_lava_fails_and_terminates():
+    env = DrunkSpiderEnv(action_noise=0.0)
+    env.reset(seed=0)
+    steps = walk(env, [(0.5, 0.5), (1.0, 0.0), (1.0, 0.0), (0.0, -1.0)])
+    obs, reward, terminated, truncated, info = steps[-1]
+    assert info["failure"] and terminated and not truncated
+    assert is_lava(*env._pos)  # float32 obs may round 2.9999 up to the cell edge
+    assert reward < -20  # -1 - (remaining + 1)
+
+
+def test_timeout_truncates_without_failure():
+    env = DrunkSpiderEnv(action_noise=0.0)
+    env.reset(seed=0)
+    steps = walk(env, [(0.0, 0.0)] * 40)
+    assert len(steps) == 30
+    obs, reward, terminated, truncated, info = steps[-1]
+    assert truncated and not terminated and not info["failure"]
+    assert reward <= -30
+
+
+def test_leaving_the_map_is_a_failure():
+    env = DrunkSpiderEnv(action_noise=0.0)
+    env.reset(seed=0)
+    *_, info = env.step(np.array([-1.0, 0.0], np.float32))
+    assert info["failure"]
+
+
+def test_gaussian_noise_makes_bridge_risky():
+    """Spec section 6: Gaussian noise 0.2 makes holding the bridge centre fail sometimes; uniform never."""
+
+    def failure_rate(noise_type, n=300):
+        env = DrunkSpiderEnv(action_noise=0.2, noise_type=noise_type)
+        fails = 0
+        for seed in range(n):
+            env.reset(seed=seed)
+            walk(env, [(0.5, 0.5)])
+            while True:
+                row, col = env._pos
+                obs, r, term, trunc, info = env.step(np.array([1.0, np.clip(3.5 - col, -1, 1)], np.float32))
+                if term or trunc:
+                    fails += info["failure"]
+                    break
+        return fails / n
+
+    assert failure_rate("uniform") == 0.0
+    assert 0.01 < failure_rate("gaussian") < 0.2
+
+
+def test_render_shows_map_and_trajectory():
+    env = DrunkSpiderEnv(render_mode="rgb_array", action_noise=0.0)
+    env.reset(seed=0)
+    env.step(np.array([1.0, 0.5], np.float32))
+    img = env.render()
+    assert img.shape == (256, 224, 3) and img.dtype == np.uint8
+    assert (img == np.array([200, 40, 20], np.uint8)).all(-1).any()  # lava
+    assert (img == np.array([30, 60, 220], np.uint8)).all(-1).any()  # trajectory
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"task": "transfer"}, "task"), ({"action_noise": -0.1}, "action_noise"), ({"noise_type": "pink"}, "noise_type")],
+)
+def test_bad_input_names_the_parameter(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        gym.make("sqrl/DrunkSpider-v0", **kwargs)

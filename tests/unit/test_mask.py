@@ -1,0 +1,43 @@
+"""Property tests of the mask's selection rule over random batches."""
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sqrl_rllib.core.mask import select_action_index
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    batch=st.integers(1, 16),
+    k=st.integers(1, 32),
+    eps=st.floats(0.01, 0.99),
+    seed=st.integers(0, 2**31 - 1),
+    mode=st.sampled_from(["pretrain", "finetune"]),
+)
+def test_mask_never_picks_unsafe_when_a_safe_sample_exists(batch, k, eps, seed, mode):
+    g = torch.Generator().manual_seed(seed)
+    q_safe = torch.rand(batch, k, generator=g)
+    logp = torch.randn(batch, k, generator=g)
+    choice = select_action_index(q_safe, logp, eps, mode, generator=g)
+    any_safe = (q_safe < eps).any(1)
+    chosen_q = q_safe.gather(1, choice.index.unsqueeze(1)).squeeze(1)
+    assert torch.all(chosen_q[any_safe] < eps)
+    # No safe sample: the safest one.
+    assert torch.equal(choice.index[~any_safe], q_safe[~any_safe].argmin(1))
+    assert torch.equal(choice.fallback, ~any_safe)
+    assert torch.allclose(choice.q_safe, chosen_q)
+    assert torch.allclose(choice.rejected_fraction, (q_safe >= eps).float().mean(1))
+    if mode == "pretrain":
+        riskiest_safe = torch.where(q_safe < eps, q_safe, torch.full_like(q_safe, -1)).max(1).values
+        assert torch.allclose(chosen_q[any_safe], riskiest_safe[any_safe])
+
+
+def test_finetune_importance_samples_safe_actions_by_policy_probability():
+    g = torch.Generator().manual_seed(0)
+    q_safe = torch.tensor([[0.0, 0.0, 0.9]]).repeat(20000, 1)
+    logp = torch.log(torch.tensor([[0.2, 0.6, 0.2]])).repeat(20000, 1)
+    idx = select_action_index(q_safe, logp, 0.5, "finetune", generator=g).index
+    freq = torch.bincount(idx, minlength=3).float() / len(idx)
+    assert freq[2] == 0
+    assert abs(freq[0].item() - 0.25) < 0.02 and abs(freq[1].item() - 0.75) < 0.02

@@ -1,0 +1,49 @@
+"""Columnar replay and the online safety buffer."""
+
+import numpy as np
+import pytest
+
+from sqrl_rllib.core.replay import ColumnarReplay, OnlineSafetyBuffer
+
+
+def chunk(n, start=0.0):
+    obs = np.arange(start, start + n, dtype=np.float32).reshape(n, 1)
+    return {
+        "obs": obs,
+        "actions": obs.copy(),
+        "rewards": obs[:, 0].copy(),
+        "next_obs": obs + 1,
+        "terminated": np.zeros(n, np.float32),
+        "failure": np.zeros(n, np.float32),
+    }
+
+
+def test_ring_buffer_keeps_newest_and_round_trips_state():
+    buf = ColumnarReplay(5, 1, 1)
+    buf.add(chunk(3))
+    buf.add(chunk(4, start=3))
+    assert len(buf) == 5 and buf.num_added == 7
+    assert buf.all()["rewards"].tolist() == [2, 3, 4, 5, 6]
+    clone = ColumnarReplay(5, 1, 1)
+    clone.set_state(buf.get_state())
+    assert clone.all()["rewards"].tolist() == [2, 3, 4, 5, 6] and clone.num_added == 7
+    sample = buf.sample(64, np.random.default_rng(0))
+    assert set(sample["rewards"].tolist()) <= {2, 3, 4, 5, 6}
+    assert np.array_equal(sample["next_obs"], sample["obs"] + 1)
+
+
+def test_online_buffer_holds_latest_episodes_and_joins_chunks():
+    buf = OnlineSafetyBuffer(max_episodes=2)
+    buf.add_chunk("a", chunk(2))
+    buf.add_chunk("b", chunk(2, 10))
+    buf.add_chunk("b", chunk(1, 12))
+    buf.add_chunk("c", chunk(3, 20))
+    assert list(buf.episodes) == ["b", "c"] and len(buf) == 6
+    assert sorted(buf.all()["rewards"].tolist()) == [10, 11, 12, 20, 21, 22]
+
+
+def test_bad_sizes_are_rejected():
+    with pytest.raises(ValueError):
+        ColumnarReplay(0, 1, 1)
+    with pytest.raises(ValueError, match="online_buffer_episodes"):
+        OnlineSafetyBuffer(0)

@@ -1,0 +1,88 @@
+"""The safety critic trained by the project's loss converges to the exact discounted failure probability."""
+
+import numpy as np
+import pytest
+import torch
+
+from sqrl_rllib.core.losses import safety_critic_loss, safety_target
+from sqrl_rllib.core.networks import SafetyCritic
+
+N_STATES, P_INTENDED, GAMMA_SAFE = 6, 0.8, 0.7
+ACTIONS = (-1.0, 1.0)
+FAIL_STATE, SAFE_ABSORB = 0, N_STATES - 1
+
+
+def step_distribution(s: int, a: float) -> dict[int, float]:
+    """Stochastic chain: the intended move happens with prob 0.8, the opposite one otherwise."""
+    d = 1 if a > 0 else -1
+    return {s + d: P_INTENDED, s - d: 1 - P_INTENDED}
+
+
+def exact_q_safe() -> np.ndarray:
+    """Dynamic programming under the uniform policy: Q[s, a] for non-terminal s in 1..N-2."""
+    q = np.zeros((N_STATES, 2))
+    for _ in range(500):
+        new = np.zeros_like(q)
+        for s in range(1, N_STATES - 1):
+            for i, a in enumerate(ACTIONS):
+                for s2, p in step_distribution(s, a).items():
+                    if s2 == FAIL_STATE:
+                        new[s, i] += p
+                    elif s2 != SAFE_ABSORB:
+                        new[s, i] += p * GAMMA_SAFE * q[s2].mean()
+        q = new
+    return q
+
+
+def one_hot(s: np.ndarray) -> torch.Tensor:
+    return torch.nn.functional.one_hot(torch.as_tensor(s), N_STATES).float()
+
+
+@pytest.mark.parametrize("kind", ["bce", "mse"])
+def test_safety_critic_matches_dynamic_programming(kind):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    critic, target = SafetyCritic(N_STATES, 1, (64, 64)), SafetyCritic(N_STATES, 1, (64, 64))
+    target.load_state_dict(critic.state_dict())
+    opt = torch.optim.Adam(critic.parameters(), lr=3e-3)
+    for _ in range(2500):
+        s = rng.integers(1, N_STATES - 1, size=512)
+        a = rng.choice(ACTIONS, size=512)
+        intended = rng.random(512) < P_INTENDED
+        s2 = s + np.where(intended, np.sign(a), -np.sign(a)).astype(int)
+        failure = torch.as_tensor(s2 == FAIL_STATE, dtype=torch.float32)
+        terminal_safe = torch.as_tensor(s2 == SAFE_ABSORB, dtype=torch.float32)
+        with torch.no_grad():
+            a2 = torch.as_tensor(rng.choice(ACTIONS, size=512), dtype=torch.float32).unsqueeze(1)
+            # The safe absorbing state never fails again: its continuation is 0.
+            q_next = target(one_hot(s2), a2) * (1 - terminal_safe)
+        y = safety_target(failure, q_next, GAMMA_SAFE)
+        logits = critic.logits(one_hot(s), torch.as_tensor(a, dtype=torch.float32).unsqueeze(1))
+        loss = safety_critic_loss(logits, y, kind)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for p, tp in zip(critic.parameters(), target.parameters(), strict=False):
+                tp.lerp_(p, 0.05)
+    exact = exact_q_safe()
+    with torch.no_grad():
+        states = np.repeat(np.arange(1, N_STATES - 1), 2)
+        acts = torch.tensor(ACTIONS * (N_STATES - 2)).unsqueeze(1)
+        learned = critic(one_hot(states), acts).numpy().reshape(N_STATES - 2, 2)
+    err = np.abs(learned - exact[1:-1]).max()
+    assert err < 0.05, (err, learned, exact[1:-1])
+    assert exact[1, 0] > 0.8 and exact[-2, 1] < 0.05  # the DP problem is not trivial
+
+
+def test_safety_target_is_the_bellman_backup():
+    failure = torch.tensor([1.0, 0.0, 0.0])
+    q_next = torch.tensor([0.9, 0.5, 0.0], requires_grad=True)
+    y = safety_target(failure, q_next, 0.5)
+    assert torch.allclose(y, torch.tensor([1.0, 0.25, 0.0]))
+    assert not y.requires_grad
+
+
+def test_unknown_safety_loss_is_rejected():
+    with pytest.raises(ValueError, match="safety_loss"):
+        safety_critic_loss(torch.zeros(2), torch.zeros(2), "huber")
