@@ -58,8 +58,8 @@ class SQRLConfig(SACConfig):
         safety_loss ("bce"): "bce" (authors' code, sigmoid cross-entropy) or "mse" (paper).
         safety_target_network (True): Bellman target from a polyak target Q_safe (else live net).
         online_buffer_episodes (10): size of D_safe in episodes (latest masked-policy episodes).
-        safety_update_every (10): n_off, SAC steps between two safety-critic rounds.
-        safety_steps_per_round (10): safety-critic SGD steps per round.
+        safety_update_every (1): n_off, SAC steps between two safety-critic rounds.
+        safety_steps_per_round (1): safety-critic SGD steps per round (1:1 shares the SAC minibatch).
         finetune_safety_critic (False): keep training Q_safe while fine-tuning.
         nu_init (1.0): initial Lagrange multiplier nu (> 0).
         nu_lr (3e-4): Adam learning rate of log nu (dual ascent).
@@ -216,25 +216,29 @@ class SQRL(SAC):
                 (ENV_RUNNER_RESULTS, NUM_AGENT_STEPS_SAMPLED_LIFETIME), default={}
             ),
         }
-        rows = self.offline_buffer.sample(sac_steps * batch_size, self._rng)
-        results = self.learner_group.update(
-            batch=_train_batch(rows), minibatch_size=batch_size, num_epochs=1, timesteps=timesteps
-        )
-        self.metrics.aggregate(results, key=LEARNER_RESULTS)
-        self._counters["sgd_steps"] += sac_steps
-
-        trains_safety = cfg.phase == "pretrain" or cfg.finetune_safety_critic
+        trains_safety = (cfg.phase == "pretrain" or cfg.finetune_safety_critic) and len(self.safety_buffer) > 0
         self._counters["since_safety"] += sac_steps
         rounds = self._counters["since_safety"] // cfg.safety_update_every
-        if trains_safety and rounds and len(self.safety_buffer):
-            self._counters["since_safety"] %= cfg.safety_update_every
-            n = rounds * cfg.safety_steps_per_round
-            safe_rows = self.safety_buffer.sample(n * batch_size, self._rng)
+        self._counters["since_safety"] %= cfg.safety_update_every
+        safety_steps = rounds * cfg.safety_steps_per_round if trains_safety else 0
+
+        batch = _train_batch(self.offline_buffer.sample(sac_steps * batch_size, self._rng))
+        if safety_steps == sac_steps:
+            # One safety step per SAC step: both losses share each minibatch (one forward/backward call).
+            batch = _merge(batch, _safety_batch(self.safety_buffer.sample(sac_steps * batch_size, self._rng)))
+            safety_steps_left = 0
+        else:
+            safety_steps_left = safety_steps
+        results = self.learner_group.update(batch=batch, minibatch_size=batch_size, num_epochs=1, timesteps=timesteps)
+        self.metrics.aggregate(results, key=LEARNER_RESULTS)
+        if safety_steps_left:
+            safe_rows = self.safety_buffer.sample(safety_steps_left * batch_size, self._rng)
             results = self.learner_group.update(
                 batch=_safety_batch(safe_rows), minibatch_size=batch_size, num_epochs=1, timesteps=timesteps
             )
             self.metrics.aggregate(results, key=LEARNER_RESULTS)
-            self._counters["safety_steps"] += n
+        self._counters["sgd_steps"] += sac_steps
+        self._counters["safety_steps"] += safety_steps
 
         self.env_runner_group.sync_weights(
             from_worker_or_learner_group=self.learner_group,
@@ -309,6 +313,12 @@ def _train_batch(rows: dict[str, np.ndarray]) -> MultiAgentBatch:
         Columns.TERMINATEDS: rows["terminated"],
     }
     return MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(cols)}, env_steps=len(rows["rewards"]))
+
+
+def _merge(a: MultiAgentBatch, b: MultiAgentBatch) -> MultiAgentBatch:
+    """Columns of two equally long single-module batches side by side."""
+    cols = {**a.policy_batches[DEFAULT_MODULE_ID], **b.policy_batches[DEFAULT_MODULE_ID]}
+    return MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(cols)}, env_steps=a.env_steps())
 
 
 def _safety_batch(rows: dict[str, np.ndarray]) -> MultiAgentBatch:
