@@ -1,0 +1,59 @@
+"""Learning test: a short DrunkSpider pretraining teaches Q_safe that stepping into lava is risky."""
+
+import numpy as np
+import ray
+import torch
+
+from sqrl_rllib.algorithms.sqrl import SQRLConfig
+
+# States next to a lava column, with one action into the lava and one toward the goal (row +1).
+# Bridge cells are col 3 of rows 2-5 (lava at cols 2 and 4); left of lava col 2 is free col 1.
+STATES_AND_LAVA_ACTIONS = [
+    ((2.5, 3.15), (0.0, -1.0)),
+    ((3.5, 3.15), (0.0, -1.0)),
+    ((4.5, 3.15), (0.0, -1.0)),
+    ((2.5, 3.85), (0.0, 1.0)),
+    ((3.5, 3.85), (0.0, 1.0)),
+    ((4.5, 3.85), (0.0, 1.0)),
+    ((1.6, 2.5), (1.0, 0.0)),  # just above lava col 2: moving down-the-map steps in
+    ((1.6, 4.5), (1.0, 0.0)),
+]
+GOAL_ACTION = (1.0, 0.0)
+
+
+def test_safety_critic_ranks_lava_above_goal_bound_actions():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        algo = (
+            SQRLConfig()
+            .environment("sqrl/DrunkSpider-v0", env_config={"task": "pretrain"})
+            .env_runners(num_env_runners=0, rollout_fragment_length=32)
+            .training(num_steps_sampled_before_learning_starts=256, train_batch_size_per_learner=128)
+            .reporting(min_sample_timesteps_per_iteration=500)
+            .sqrl(num_action_samples=20, hidden=(64, 64), gamma_safe=0.65, online_buffer_episodes=50)
+            .debugging(seed=0)
+            .build_algo()
+        )
+        while algo.train()["env_runners"]["num_env_steps_sampled_lifetime"] < 6000:
+            pass
+        module = algo.learner_group._learner.module["default_policy"]
+        obs, lava, goal = [], [], []
+        for state, lava_action in STATES_AND_LAVA_ACTIONS:
+            if state[0] >= 2.0 and 3.0 < state[1] < 4.0:
+                goal_action = GOAL_ACTION
+            else:  # above the lava: the goal-safe move is toward the bridge column
+                goal_action = (0.0, 1.0) if state[1] < 3.0 else (0.0, -1.0)
+            obs.append(state)
+            lava.append(lava_action)
+            goal.append(goal_action)
+        with torch.no_grad():
+            o = torch.tensor(obs, dtype=torch.float32)
+            q_lava = module.safety_critic(o, torch.tensor(lava, dtype=torch.float32)).numpy()
+            q_goal = module.safety_critic(o, torch.tensor(goal, dtype=torch.float32)).numpy()
+        algo.stop()
+    finally:
+        ray.shutdown()
+    print("q_lava", np.round(q_lava, 3), "q_goal", np.round(q_goal, 3))
+    assert q_lava.mean() > q_goal.mean() + 0.1
+    # Measured 2026-11-30 (seed 0, 6000 steps): mean 0.60 vs 0.38, lava ranked higher in 6 of 8 states.
+    assert (q_lava > q_goal).mean() >= 0.625
