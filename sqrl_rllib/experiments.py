@@ -229,10 +229,15 @@ def _check_env(env_id: str, env_config: dict[str, Any], stage: str) -> None:
 def prepare_experiment(name_or_path: str, overrides: list[str], quick: bool, num_seeds: int | None) -> dict:
     """Load, override, shrink (``--quick``) and validate an experiment; returns a fresh dict."""
     experiment = copy.deepcopy(load_experiment(name_or_path))
+    # quick.* overrides shape --quick itself; every other --set is applied after it, so it always wins.
+    quick_first = [a for a in overrides if a.strip().startswith("quick.")]
+    for assignment in quick_first:
+        apply_override(experiment, assignment)
     if quick:
         apply_quick(experiment)
-    for assignment in overrides:  # after --quick, so an explicit --set always wins
-        apply_override(experiment, assignment)
+    for assignment in overrides:
+        if assignment not in quick_first:
+            apply_override(experiment, assignment)
     if num_seeds is not None:
         experiment["num_seeds"] = num_seeds
     validate_experiment(experiment)
