@@ -1,0 +1,94 @@
+"""DrunkSpider transfer: pretrain SQRL, then fine-tune with (i) SQRL and (ii) SAC (same pretrained policy, no mask).
+
+Per seed: one pretraining run (spec defaults, 5e4 steps), then two fine-tuning runs on the finetune task
+starting from that checkpoint: SQRL (mask + Lagrangian) and SAC fine-tuning (``mask_enabled=False``,
+``lagrangian=False``). Reports fine-tuning failures, failure rate and final return per run and the mean
+per method, and a last line ``RESULT sqrl_failure_rate=.. sac_failure_rate=.. ...``.
+
+Usage: python benchmarks/drunk_spider_transfer.py [--pretrain-steps N] [--finetune-steps N] [--seeds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import tempfile
+
+import pandas as pd
+import ray
+
+from sqrl_rllib.algorithms.sqrl import SQRLConfig
+from sqrl_rllib.envs.rllib import register_rllib_envs
+
+
+def config(phase: str, task: str, seed: int, **sqrl) -> SQRLConfig:
+    """SQRL on DrunkSpider with the paper's DrunkSpider settings (gamma_safe 0.65, eps_safe 0.1)."""
+    return (
+        SQRLConfig()
+        .environment("sqrl/DrunkSpider-v0", env_config={"task": task})
+        .env_runners(num_env_runners=0, rollout_fragment_length=32)
+        .reporting(min_sample_timesteps_per_iteration=1000, metrics_num_episodes_for_smoothing=50)
+        .sqrl(phase=phase, gamma_safe=0.65, eps_safe=0.1, **sqrl)
+        .debugging(seed=seed)
+    )
+
+
+def train(algo, steps: int, label: str) -> dict:
+    """Train until ``steps`` env steps; print progress; return the last result."""
+    while True:
+        result = algo.train()
+        done = result["env_runners"]["num_env_steps_sampled_lifetime"]
+        sq = result["sqrl"]
+        print(
+            f"[{label}] steps={done:.0f} return={result['env_runners'].get('episode_return_mean', float('nan')):.2f} "
+            f"failures={sq['cumulative_failures']:.0f}/{sq['cumulative_episodes']:.0f}",
+            flush=True,
+        )
+        if done >= steps:
+            return result
+
+
+def main() -> None:
+    """Run every seed and method and print the table and RESULT line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pretrain-steps", type=int, default=50_000, help="pretraining env steps (paper: 5e4)")
+    parser.add_argument("--finetune-steps", type=int, default=50_000, help="fine-tuning env steps per run")
+    parser.add_argument("--seeds", type=int, default=3, help="number of seeds")
+    args = parser.parse_args()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    register_rllib_envs()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(args.seeds):
+            pre = config("pretrain", "pretrain", seed).build_algo()
+            train(pre, args.pretrain_steps, f"pretrain seed={seed}")
+            checkpoint = pre.save_to_path(str(pathlib.Path(tmp) / f"pretrain_{seed}"))
+            pre.stop()
+            for method, extra in (("SQRL", {}), ("SAC", {"mask_enabled": False, "lagrangian": False})):
+                algo = config("finetune", "finetune", seed, pretrained_checkpoint=checkpoint, **extra).build_algo()
+                result = train(algo, args.finetune_steps, f"{method} seed={seed}")
+                algo.stop()
+                sq = result["sqrl"]
+                rows.append(
+                    {
+                        "method": method,
+                        "seed": seed,
+                        "failures": int(sq["cumulative_failures"]),
+                        "episodes": int(sq["cumulative_episodes"]),
+                        "failure_rate": sq["cumulative_failures"] / max(sq["cumulative_episodes"], 1),
+                        "final_return": result["env_runners"].get("episode_return_mean", float("nan")),
+                    }
+                )
+    table = pd.DataFrame(rows)
+    print(table.to_string(index=False))
+    mean = table.groupby("method")[["failure_rate", "final_return"]].mean()
+    print(mean.to_string())
+    print(
+        f"RESULT sqrl_failure_rate={mean.loc['SQRL', 'failure_rate']:.4f} "
+        f"sac_failure_rate={mean.loc['SAC', 'failure_rate']:.4f} "
+        f"sqrl_return={mean.loc['SQRL', 'final_return']:.2f} sac_return={mean.loc['SAC', 'final_return']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
