@@ -34,6 +34,7 @@ def test_pretrain_then_finetune_starts_from_pretrained_weights(ray_local, tmp_pa
     pre = small_config("pretrain", "pretrain").build_algo()
     for _ in range(3):
         result = pre.train()
+        assert result["sqrl"]["failures"] <= result["sqrl"]["episodes"]
     assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 300
     sqrl = result["sqrl"]
     assert sqrl["num_sgd_steps"] > 0 and sqrl["num_safety_critic_steps"] > 0

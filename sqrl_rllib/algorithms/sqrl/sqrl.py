@@ -277,9 +277,9 @@ class SQRL(SAC):
         }
         for key, value in values.items():
             self.metrics.log_value(("sqrl", key), value, window=1)
-        # Per-iteration counts (training_step runs several times per iteration): summed, then cleared.
-        self.metrics.log_value(("sqrl", "failures"), failures, reduce="sum", clear_on_reduce=True)
-        self.metrics.log_value(("sqrl", "episodes"), done, reduce="sum", clear_on_reduce=True)
+        # Per-iteration counts (training_step runs several times per iteration): "sum" resets at each reduce.
+        self.metrics.log_value(("sqrl", "failures"), failures, reduce="sum")
+        self.metrics.log_value(("sqrl", "episodes"), done, reduce="sum")
 
     # -- checkpoints --------------------------------------------------------------------------
     def get_state(self, components=None, *, not_components=None, **kwargs) -> dict[str, Any]:
