@@ -204,10 +204,14 @@ class SQRL(SAC):
         )
         self.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
         new_steps, failures, done = self._store(episodes)
+        if len(self.offline_buffer) >= cfg.num_steps_sampled_before_learning_starts:
+            self._update(new_steps)
+        # Logged after the update so the SGD steps of this call count in this iteration's result.
         self._log_safety_metrics(failures, done)
 
-        if len(self.offline_buffer) < cfg.num_steps_sampled_before_learning_starts:
-            return
+    def _update(self, new_steps: int) -> None:
+        """SAC steps on D_offline (``updates_per_env_step`` per new step), safety-critic rounds on D_safe."""
+        cfg = self.config
         batch_size = cfg.train_batch_size_per_learner
         sac_steps = max(1, round(new_steps * cfg.updates_per_env_step))
         timesteps = {
