@@ -8,12 +8,9 @@ import time
 
 import pandas as pd
 
+from tests.integration.processes import descendants_named, kill_all, process_tree
+
 QUICK = ["-m", "sqrl_rllib.tune", "drunk_spider", "--quick", "--set", "quick.pretrain_steps=3000"]
-
-
-def ps_pids(pattern: str) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
 
 
 def wait_for(predicate, timeout: float, poll: float = 0.5):
@@ -35,13 +32,14 @@ def test_killed_env_runner_is_replaced_and_run_completes(tmp_path):
         start_new_session=True,
     )
     try:
-        runner = wait_for(lambda: ps_pids("ray::SingleAgentEnvRunner"), timeout=300)[0]
+        # Only this run's runners: the embedded Ray (raylet, workers) is the driver's process tree.
+        runner = wait_for(lambda: descendants_named(proc.pid, "ray::SingleAgentEnvRunner"), timeout=300)[0]
         time.sleep(5)  # mid-sampling
         os.kill(runner, signal.SIGKILL)
         out, _ = proc.communicate(timeout=900)
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            kill_all(process_tree([proc.pid]))
     assert proc.returncode == 0, out[-4000:]
     table = pd.read_csv(tmp_path / "drunk_spider_quick" / "results.csv")
     assert list(table["stage"]) == ["pretrain", "finetune"]
@@ -57,9 +55,9 @@ def test_resume_after_killing_the_run_does_not_redo_finished_trials(tmp_path):
         wait_for(lambda: list((run_dir / "finetune").glob("SQRL*")), timeout=600)
         time.sleep(3)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        # The whole run: driver, its embedded Ray (GCS, raylet) and every worker.
+        kill_all(process_tree([proc.pid]))
         proc.wait()
-    subprocess.run([os.path.join(os.path.dirname(sys.executable), "ray"), "stop", "--force"], capture_output=True)
     pretrain_trials = list((run_dir / "pretrain").glob("SQRL*"))
     assert len(pretrain_trials) == 1
     progress = pretrain_trials[0] / "progress.csv"
