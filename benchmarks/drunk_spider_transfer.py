@@ -6,6 +6,9 @@ starting from that checkpoint: SQRL (mask + Lagrangian) and SAC fine-tuning (``m
 per method, and a last line ``RESULT sqrl_failure_rate=.. sac_failure_rate=.. ...``.
 
 Usage: python benchmarks/drunk_spider_transfer.py [--pretrain-steps N] [--finetune-steps N] [--seeds N]
+       [--first-seed S] [--pretrained CKPT] [--csv PATH]
+
+Seeds can run as separate processes (``--first-seed S --seeds 1 --csv rows_S.csv``) and be merged after.
 """
 
 from __future__ import annotations
@@ -54,16 +57,26 @@ def main() -> None:
     parser.add_argument("--pretrain-steps", type=int, default=50_000, help="pretraining env steps (paper: 5e4)")
     parser.add_argument("--finetune-steps", type=int, default=50_000, help="fine-tuning env steps per run")
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed+seeds-1")
+    parser.add_argument(
+        "--pretrained", default=None, help="reuse this pretraining checkpoint instead of pretraining (one seed only)"
+    )
+    parser.add_argument("--csv", default=None, help="also write the per-run rows to this CSV file")
     args = parser.parse_args()
+    if args.pretrained and args.seeds != 1:
+        parser.error("--pretrained needs --seeds 1")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     register_rllib_envs()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(args.seeds):
-            pre = config("pretrain", "pretrain", seed).build_algo()
-            train(pre, args.pretrain_steps, f"pretrain seed={seed}")
-            checkpoint = pre.save_to_path(str(pathlib.Path(tmp) / f"pretrain_{seed}"))
-            pre.stop()
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            if args.pretrained:
+                checkpoint = args.pretrained
+            else:
+                pre = config("pretrain", "pretrain", seed).build_algo()
+                train(pre, args.pretrain_steps, f"pretrain seed={seed}")
+                checkpoint = pre.save_to_path(str(pathlib.Path(tmp) / f"pretrain_{seed}"))
+                pre.stop()
             for method, extra in (("SQRL", {}), ("SAC", {"mask_enabled": False, "lagrangian": False})):
                 algo = config("finetune", "finetune", seed, pretrained_checkpoint=checkpoint, **extra).build_algo()
                 result = train(algo, args.finetune_steps, f"{method} seed={seed}")
@@ -81,6 +94,8 @@ def main() -> None:
                 )
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
+    if args.csv:
+        table.to_csv(args.csv, index=False)
     mean = table.groupby("method")[["failure_rate", "final_return"]].mean()
     print(mean.to_string())
     print(

@@ -12,18 +12,27 @@ import torch.nn.functional as F
 SAFETY_LOSSES = ("bce", "mse")
 
 
-def safety_target(failure: torch.Tensor, q_safe_next: torch.Tensor, gamma_safe: float) -> torch.Tensor:
-    """Bellman target of the safety critic: y = I(s') + (1 - I(s')) * gamma_safe * Qbar_safe(s', a').
+def safety_target(
+    failure: torch.Tensor, q_safe_next: torch.Tensor, gamma_safe: float, terminated: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Bellman target of the safety critic: y = I(s') + (1 - done(s')) * gamma_safe * Qbar_safe(s', a').
+
+    With failure the only terminal event this is the paper's y = I(s') + (1 - I(s')) gamma Qbar. Episodes
+    can also terminate without failure (DrunkSpider's goal): nothing can fail after such an s', so it
+    must not bootstrap, or Qbar's arbitrary value at never-trained terminal states leaks back along
+    every successful path and lifts Q_safe above eps_safe everywhere.
 
     Args:
         failure: I(s') in {0, 1}, shape [B] (float or bool).
         q_safe_next: Qbar_safe(s', a') with a' ~ pi(.|s'), probabilities in [0, 1], shape [B].
         gamma_safe: discount of the failure probability.
+        terminated: 1 where s' is terminal (failure or not), shape [B]; None means only failures are.
     Returns:
         y in [0, 1], shape [B], detached (no gradient flows through the target).
     """
     failure = failure.to(q_safe_next.dtype)
-    return (failure + (1.0 - failure) * gamma_safe * q_safe_next).detach()
+    done = failure if terminated is None else torch.maximum(failure, terminated.to(q_safe_next.dtype))
+    return (failure + (1.0 - done) * gamma_safe * q_safe_next).detach()
 
 
 def safety_critic_loss(logits: torch.Tensor, target: torch.Tensor, kind: str = "bce") -> torch.Tensor:

@@ -54,9 +54,9 @@ def test_safety_critic_matches_dynamic_programming(kind):
         terminal_safe = torch.as_tensor(s2 == SAFE_ABSORB, dtype=torch.float32)
         with torch.no_grad():
             a2 = torch.as_tensor(rng.choice(ACTIONS, size=512), dtype=torch.float32).unsqueeze(1)
-            # The safe absorbing state never fails again: its continuation is 0.
-            q_next = target(one_hot(s2), a2) * (1 - terminal_safe)
-        y = safety_target(failure, q_next, GAMMA_SAFE)
+            q_next = target(one_hot(s2), a2)
+        # The safe absorbing state is terminal without failure: the target must not bootstrap from it.
+        y = safety_target(failure, q_next, GAMMA_SAFE, terminated=torch.maximum(failure, terminal_safe))
         logits = critic.logits(one_hot(s), torch.as_tensor(a, dtype=torch.float32).unsqueeze(1))
         loss = safety_critic_loss(logits, y, kind)
         opt.zero_grad()
@@ -81,6 +81,15 @@ def test_safety_target_is_the_bellman_backup():
     y = safety_target(failure, q_next, 0.5)
     assert torch.allclose(y, torch.tensor([1.0, 0.25, 0.0]))
     assert not y.requires_grad
+
+
+def test_safety_target_does_not_bootstrap_from_successful_terminal_states():
+    # [fails, goal reached (terminal, no failure), ordinary step]
+    failure = torch.tensor([1.0, 0.0, 0.0])
+    terminated = torch.tensor([1.0, 1.0, 0.0])
+    q_next = torch.tensor([0.9, 0.9, 0.9])
+    y = safety_target(failure, q_next, 0.5, terminated=terminated)
+    assert torch.allclose(y, torch.tensor([1.0, 0.0, 0.45]))
 
 
 def test_unknown_safety_loss_is_rejected():

@@ -331,5 +331,6 @@ def _safety_batch(rows: dict[str, np.ndarray]) -> MultiAgentBatch:
         "safe_actions": rows["actions"],
         "safe_next_obs": rows["next_obs"],
         "safe_failure": rows["failure"],
+        "safe_terminated": rows["terminated"],
     }
     return MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(cols)}, env_steps=len(rows["rewards"]))

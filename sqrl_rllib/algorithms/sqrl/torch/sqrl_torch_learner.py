@@ -27,7 +27,8 @@ from sqrl_rllib.core import losses
 from sqrl_rllib.core.networks import sample_squashed
 
 # Columns of the safety-critic batch (D_safe); a minibatch may carry SAC rows, safety rows or both.
-SAFE_OBS, SAFE_ACTIONS, SAFE_NEXT_OBS, SAFE_FAILURE = "safe_obs", "safe_actions", "safe_next_obs", "safe_failure"
+SAFE_OBS, SAFE_ACTIONS, SAFE_NEXT_OBS = "safe_obs", "safe_actions", "safe_next_obs"
+SAFE_FAILURE, SAFE_TERMINATED = "safe_failure", "safe_terminated"
 
 
 @contextmanager
@@ -120,7 +121,9 @@ class SQRLTorchLearner(SACTorchLearner):
         with torch.no_grad():
             a_next, _ = sample_squashed(module.policy.distribution_inputs(next_obs))
             critic = module.target_safety_critic if config.safety_target_network else module.safety_critic
-            target = losses.safety_target(failure, critic(next_obs, a_next), config.gamma_safe)
+            target = losses.safety_target(
+                failure, critic(next_obs, a_next), config.gamma_safe, terminated=batch[SAFE_TERMINATED]
+            )
         logits = module.safety_critic.logits(batch[SAFE_OBS], batch[SAFE_ACTIONS])
         loss = losses.safety_critic_loss(logits, target, config.safety_loss)
         with torch.no_grad():
