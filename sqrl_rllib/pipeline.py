@@ -92,15 +92,11 @@ def run_pipeline(
     register_rllib_envs()
     run_dir = storage_path.rstrip("/") + "/" + name
 
-    pre_config = build_config(experiment, "pretrain").debugging(seed=0)
-    pre_results = _fit(
-        "pretrain",
-        run_dir,
-        SQRL,
-        pre_config,
-        _run_config("pretrain", run_dir, experiment["pretrain"]["stop"], max_failures),
-        resume,
-    )
+    def stage(name: str, config):
+        run_config = _run_config(name, run_dir, experiment[name]["stop"], max_failures)
+        return _fit(name, run_dir, SQRL, config, run_config, resume)
+
+    pre_results = stage("pretrain", build_config(experiment, "pretrain").debugging(seed=0))
     pre_result = pre_results[0]
     checkpoint = pre_result.checkpoint.path
     print(f"[sqrl] pretraining done; fine-tuning starts from {checkpoint}", flush=True)
@@ -112,14 +108,7 @@ def run_pipeline(
         if key in grid:
             setattr(ft_config, key, tune.grid_search(list(grid[key])))
     ft_config.debugging(seed=tune.grid_search(list(range(int(experiment.get("num_seeds", 1))))))
-    ft_results = _fit(
-        "finetune",
-        run_dir,
-        SQRL,
-        ft_config,
-        _run_config("finetune", run_dir, experiment["finetune"]["stop"], max_failures),
-        resume,
-    )
+    ft_results = stage("finetune", ft_config)
 
     rows = [_row("pretrain", pre_result)] + [_row("finetune", r) for r in ft_results]
     table = pd.DataFrame(rows)
