@@ -13,7 +13,7 @@ SAFETY_LOSSES = ("bce", "mse")
 
 
 def safety_target(
-    failure: torch.Tensor, q_safe_next: torch.Tensor, gamma_safe: float, terminated: torch.Tensor | None = None
+    failure: torch.Tensor, q_safe_next: torch.Tensor, gamma_safe: float, terminated: torch.Tensor
 ) -> torch.Tensor:
     """Bellman target of the safety critic: y = I(s') + (1 - done(s')) * gamma_safe * Qbar_safe(s', a').
 
@@ -26,12 +26,13 @@ def safety_target(
         failure: I(s') in {0, 1}, shape [B] (float or bool).
         q_safe_next: Qbar_safe(s', a') with a' ~ pi(.|s'), probabilities in [0, 1], shape [B].
         gamma_safe: discount of the failure probability.
-        terminated: 1 where s' is terminal (failure or not), shape [B]; None means only failures are.
+        terminated: 1 where s' is terminal (failure or not), shape [B]; a failure counts as terminal
+            even if a wrapper forgot to set it.
     Returns:
         y in [0, 1], shape [B], detached (no gradient flows through the target).
     """
     failure = failure.to(q_safe_next.dtype)
-    done = failure if terminated is None else torch.maximum(failure, terminated.to(q_safe_next.dtype))
+    done = torch.maximum(failure, terminated.to(q_safe_next.dtype))
     return (failure + (1.0 - done) * gamma_safe * q_safe_next).detach()
 
 

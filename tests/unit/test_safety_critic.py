@@ -78,7 +78,7 @@ def test_safety_critic_matches_dynamic_programming(kind):
 def test_safety_target_is_the_bellman_backup():
     failure = torch.tensor([1.0, 0.0, 0.0])
     q_next = torch.tensor([0.9, 0.5, 0.0], requires_grad=True)
-    y = safety_target(failure, q_next, 0.5)
+    y = safety_target(failure, q_next, 0.5, terminated=failure)
     assert torch.allclose(y, torch.tensor([1.0, 0.25, 0.0]))
     assert not y.requires_grad
 
