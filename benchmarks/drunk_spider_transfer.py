@@ -19,9 +19,13 @@ import tempfile
 
 import pandas as pd
 import ray
+from ray.rllib.core import DEFAULT_MODULE_ID
 
 from sqrl_rllib.algorithms.sqrl import SQRLConfig
 from sqrl_rllib.envs.rllib import register_rllib_envs
+
+# Fine-tuning methods: SQRL (mask + Lagrangian) and SAC fine-tuning of the same pretrained policy.
+METHODS = {"SQRL": {}, "SAC": {"mask_enabled": False, "lagrangian": False}}
 
 
 def config(phase: str, task: str, seed: int, **sqrl) -> SQRLConfig:
@@ -42,9 +46,13 @@ def train(algo, steps: int, label: str) -> dict:
         result = algo.train()
         done = result["env_runners"]["num_env_steps_sampled_lifetime"]
         sq = result["sqrl"]
+        runners = result["env_runners"]
+        learner = result.get("learners", {}).get(DEFAULT_MODULE_ID, {})
         print(
-            f"[{label}] steps={done:.0f} return={result['env_runners'].get('episode_return_mean', float('nan')):.2f} "
-            f"failures={sq['cumulative_failures']:.0f}/{sq['cumulative_episodes']:.0f}",
+            f"[{label}] steps={done:.0f} return={runners.get('episode_return_mean', float('nan')):.2f} "
+            f"failures={sq['cumulative_failures']:.0f}/{sq['cumulative_episodes']:.0f} "
+            f"rejected={runners.get('mask_rejection_rate', float('nan')):.2f} "
+            f"fallback={runners.get('mask_fallback_rate', float('nan')):.2f} nu={learner.get('nu', float('nan')):.3g}",
             flush=True,
         )
         if done >= steps:
@@ -62,22 +70,34 @@ def main() -> None:
         "--pretrained", default=None, help="reuse this pretraining checkpoint instead of pretraining (one seed only)"
     )
     parser.add_argument("--csv", default=None, help="also write the per-run rows to this CSV file")
+    parser.add_argument(
+        "--checkpoint-dir", default=None, help="keep pretraining checkpoints here (default: a temporary directory)"
+    )
+    parser.add_argument(
+        "--methods", default="SQRL,SAC", help="comma-separated fine-tuning methods to run (SQRL, SAC; empty: none)"
+    )
     args = parser.parse_args()
     if args.pretrained and args.seeds != 1:
         parser.error("--pretrained needs --seeds 1")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     register_rllib_envs()
     rows = []
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        parser.error(f"--methods: unknown {sorted(unknown)}; choose from {sorted(METHODS)}")
     with tempfile.TemporaryDirectory() as tmp:
+        checkpoint_dir = pathlib.Path(args.checkpoint_dir or tmp)
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             if args.pretrained:
                 checkpoint = args.pretrained
             else:
                 pre = config("pretrain", "pretrain", seed).build_algo()
                 train(pre, args.pretrain_steps, f"pretrain seed={seed}")
-                checkpoint = pre.save_to_path(str(pathlib.Path(tmp) / f"pretrain_{seed}"))
+                checkpoint = pre.save_to_path(str(checkpoint_dir / f"pretrain_{seed}"))
                 pre.stop()
-            for method, extra in (("SQRL", {}), ("SAC", {"mask_enabled": False, "lagrangian": False})):
+            for method in methods:
+                extra = METHODS[method]
                 algo = config("finetune", "finetune", seed, pretrained_checkpoint=checkpoint, **extra).build_algo()
                 result = train(algo, args.finetune_steps, f"{method} seed={seed}")
                 algo.stop()
@@ -92,12 +112,16 @@ def main() -> None:
                         "final_return": result["env_runners"].get("episode_return_mean", float("nan")),
                     }
                 )
+    if not rows:
+        return
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
     if args.csv:
         table.to_csv(args.csv, index=False)
     mean = table.groupby("method")[["failure_rate", "final_return"]].mean()
     print(mean.to_string())
+    if set(mean.index) != {"SQRL", "SAC"}:
+        return
     print(
         f"RESULT sqrl_failure_rate={mean.loc['SQRL', 'failure_rate']:.4f} "
         f"sac_failure_rate={mean.loc['SAC', 'failure_rate']:.4f} "

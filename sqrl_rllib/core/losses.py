@@ -6,6 +6,8 @@ both call these, so the math lives in exactly one place.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -96,3 +98,14 @@ def nu_loss(log_nu: torch.Tensor, q_safe_pi: torch.Tensor, eps_safe: float) -> t
     """
     violation = (q_safe_pi.detach() - eps_safe).mean()
     return -(log_nu.exp() * violation)
+
+
+@torch.no_grad()
+def cap_nu_(log_nu: torch.Tensor, nu_max: float | None) -> None:
+    """Project log nu onto nu <= nu_max in place after a dual step (no-op for ``None``).
+
+    While the constraint is never met (a critic that reads every policy action as unsafe), dual ascent
+    grows nu without bound and the actor's safety term drowns the return; a cap keeps both in play.
+    """
+    if nu_max is not None:
+        log_nu.clamp_(max=math.log(nu_max))

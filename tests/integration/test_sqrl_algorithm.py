@@ -32,9 +32,14 @@ def module_state(algo) -> dict[str, torch.Tensor]:
 
 def test_pretrain_then_finetune_starts_from_pretrained_weights(ray_local, tmp_path):
     pre = small_config("pretrain", "pretrain").build_algo()
+    initial = {k: v.clone() for k, v in module_state(pre).items()}
     for _ in range(3):
         result = pre.train()
         assert result["sqrl"]["failures"] <= result["sqrl"]["episodes"]
+    # Polyak averaging moves both target networks (a regression: it once never ran).
+    for prefix in ("target_qf.", "target_safety_critic."):
+        moved = [k for k, v in module_state(pre).items() if k.startswith(prefix) and not torch.equal(v, initial[k])]
+        assert moved, f"{prefix} never updated"
     assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 300
     sqrl = result["sqrl"]
     assert sqrl["num_sgd_steps"] > 0 and sqrl["num_safety_critic_steps"] > 0
@@ -46,7 +51,11 @@ def test_pretrain_then_finetune_starts_from_pretrained_weights(ray_local, tmp_pa
     pretrained = {k: v.clone() for k, v in module_state(pre).items()}
     pre.stop()
 
-    ft_config = small_config("finetune", "finetune").sqrl(pretrained_checkpoint=checkpoint, eps_safe=0.2)
+    # A new eps_safe below every Q_safe of the barely trained critic: the constraint is violated, so
+    # dual ascent drives nu up, into the nu_max cap.
+    ft_config = small_config("finetune", "finetune").sqrl(
+        pretrained_checkpoint=checkpoint, eps_safe=0.001, nu_lr=0.5, nu_max=1.5
+    )
     ft = ft_config.build_algo()
     restored = module_state(ft)
     assert pretrained.keys() == restored.keys()
@@ -60,7 +69,7 @@ def test_pretrain_then_finetune_starts_from_pretrained_weights(ray_local, tmp_pa
         for key, tensor in state.items():
             assert torch.equal(tensor, pretrained[key]), key
     result = ft.train()
-    assert "nu" in result["learners"]["default_policy"]
+    assert 1.0 < result["learners"]["default_policy"]["nu"] <= 1.5 + 1e-6
     # Fine-tuning keeps Q_safe frozen by default.
     assert result["sqrl"]["num_safety_critic_steps"] == 0
     ft.stop()
@@ -73,3 +82,5 @@ def test_invalid_config_names_the_key():
         SQRLConfig().sqrl(num_action_samples=0).validate()
     with pytest.raises(ValueError, match="phase"):
         SQRLConfig().sqrl(phase="transfer").validate()
+    with pytest.raises(ValueError, match="nu_max"):
+        SQRLConfig().sqrl(nu_init=5.0, nu_max=2.0).validate()

@@ -23,6 +23,7 @@ SQRL_KEYS: dict[str, tuple[Any, str]] = {
     "finetune_safety_critic": (False, "keep training Q_safe while fine-tuning (frozen by default)."),
     "nu_init": (1.0, "initial Lagrange multiplier nu (> 0)."),
     "nu_lr": (3e-4, "Adam learning rate of log nu (dual ascent)."),
+    "nu_max": (None, "upper bound on nu (None: unbounded, as in the paper); must exceed nu_init."),
     "lagrangian": (True, "add nu * (Q_safe - eps_safe) to the actor loss while fine-tuning."),
     "mask_enabled": (True, "apply the safety mask; False gives plain SAC actions (the SAC baseline)."),
     "updates_per_env_step": (1.0, "SGD steps per sampled env step."),
@@ -79,5 +80,7 @@ def check_sqrl_keys(config: Any) -> None:
     hidden = config.hidden
     if not hidden or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
         bad("hidden", "must be a non-empty list of positive layer sizes")
+    if config.nu_max is not None and not number("nu_max") > config.nu_init:
+        bad("nu_max", f"must be None or a number > nu_init ({config.nu_init})")
     if config.pretrained_checkpoint is not None and config.phase != "finetune":
         bad("pretrained_checkpoint", "only fine-tuning (phase='finetune') starts from a checkpoint")

@@ -63,6 +63,7 @@ class SQRLConfig(SACConfig):
         finetune_safety_critic (False): keep training Q_safe while fine-tuning.
         nu_init (1.0): initial Lagrange multiplier nu (> 0).
         nu_lr (3e-4): Adam learning rate of log nu (dual ascent).
+        nu_max (None): upper bound on nu; None leaves it unbounded (the paper).
         lagrangian (True): add nu * (Q_safe - eps_safe) to the actor loss while fine-tuning.
         mask_enabled (True): apply the mask; False gives plain SAC actions (the SAC baseline).
         updates_per_env_step (1.0): SGD steps per sampled env step.
@@ -101,6 +102,7 @@ class SQRLConfig(SACConfig):
         finetune_safety_critic=NotProvided,
         nu_init=NotProvided,
         nu_lr=NotProvided,
+        nu_max=NotProvided,
         lagrangian=NotProvided,
         mask_enabled=NotProvided,
         updates_per_env_step=NotProvided,

@@ -152,7 +152,8 @@ class SQRLTorchLearner(SACTorchLearner):
                 optim = self.get_optimizer(module_id, name)
                 if any(p.grad is not None for g in optim.param_groups for p in g["params"]):
                     optim.step()
-                    stepped.add((module_id, name))
+                    # RLlib registers optimizers as "<module_id>_<name>"; keep the short name.
+                    stepped.add((module_id, name.removeprefix(f"{module_id}_")))
         for module_id in self._module_optimizers:
             module = self._module[module_id].unwrapped()
             tau = self.config.get_config_for_module(module_id).tau
@@ -160,6 +161,8 @@ class SQRLTorchLearner(SACTorchLearner):
                 _polyak(module.qf, module.target_qf, tau)
             if (module_id, "safety") in stepped:
                 _polyak(module.safety_critic, module.target_safety_critic, tau)
+            if (module_id, "nu") in stepped:
+                losses.cap_nu_(module.log_nu, self.config.get_config_for_module(module_id).nu_max)
 
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
         """Skip DQN's periodic target sync: targets are polyak-averaged every SGD step above."""
