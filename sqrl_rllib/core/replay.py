@@ -130,3 +130,32 @@ class OnlineSafetyBuffer:
         """Restore from :meth:`get_state` output."""
         self.episodes = OrderedDict(state["episodes"][-self.max_episodes :])
         self._cache = None
+
+
+def mixed_sample(
+    online: OnlineSafetyBuffer,
+    offline: ColumnarReplay,
+    batch_size: int,
+    offline_fraction: float,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """Rows for the safety critic: each drawn from D_offline with probability ``offline_fraction``, else D_safe.
+
+    The sources are interleaved row by row, so every minibatch cut from the result mixes both. D_safe
+    alone forgets: once the policy stops failing it holds no failure, every label decays to 0 and
+    Q_safe reads lava-bound actions as safe. D_offline keeps the failures seen so far; the Bellman
+    target samples a' from the current policy, so off-policy rows still estimate its failure probability.
+    """
+    from_offline = rng.random(batch_size) < offline_fraction
+    n_offline = int(from_offline.sum())
+    if n_offline == 0 or len(offline) == 0:
+        return online.sample(batch_size, rng)
+    if n_offline == batch_size or len(online) == 0:
+        return offline.sample(batch_size, rng)
+    on, off = online.sample(batch_size - n_offline, rng), offline.sample(n_offline, rng)
+    rows = {}
+    for key in on:
+        column = np.empty((batch_size, *on[key].shape[1:]), dtype=on[key].dtype)
+        column[~from_offline], column[from_offline] = on[key], off[key]
+        rows[key] = column
+    return rows

@@ -18,6 +18,10 @@ SQRL_KEYS: dict[str, tuple[Any, str]] = {
     "safety_loss": ("bce", "'bce' (authors' code: sigmoid cross-entropy) or 'mse' (the paper's equation)."),
     "safety_target_network": (True, "Bellman target from a polyak target Q_safe (False: live net, no grad)."),
     "online_buffer_episodes": (10, "size of the online buffer D_safe, in latest masked-policy episodes."),
+    "safety_offline_fraction": (
+        0.5,
+        "share of each safety-critic minibatch drawn from D_offline (0: D_safe only, the paper; keeps failures).",
+    ),
     "safety_update_every": (1, "n_off: SAC SGD steps between two safety-critic training rounds."),
     "safety_steps_per_round": (1, "safety-critic SGD steps per round (1 per SAC step shares its minibatch)."),
     "finetune_safety_critic": (False, "keep training Q_safe while fine-tuning (frozen by default)."),
@@ -57,6 +61,8 @@ def check_sqrl_keys(config: Any) -> None:
         bad("eps_safe", "must lie in (0, 1)")
     if not 0.0 < number("gamma_safe") <= 1.0:
         bad("gamma_safe", "must lie in (0, 1]")
+    if not 0.0 <= number("safety_offline_fraction") <= 1.0:
+        bad("safety_offline_fraction", "must lie in [0, 1]")
     if config.phase not in MASK_MODES:
         bad("phase", f"valid values: {list(MASK_MODES)}")
     if config.safety_loss not in SAFETY_LOSSES:

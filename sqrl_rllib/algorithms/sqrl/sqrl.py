@@ -38,7 +38,7 @@ from ray.rllib.utils.metrics import (
 
 from sqrl_rllib.algorithms.sqrl.episodes import episode_columns
 from sqrl_rllib.algorithms.sqrl.keys import check_sqrl_keys, sqrl_defaults
-from sqrl_rllib.core.replay import ColumnarReplay, OnlineSafetyBuffer
+from sqrl_rllib.core.replay import ColumnarReplay, OnlineSafetyBuffer, mixed_sample
 from sqrl_rllib.envs.rllib import register_rllib_envs
 
 # Where an RLlib Algorithm checkpoint keeps the RLModule's state.
@@ -58,6 +58,8 @@ class SQRLConfig(SACConfig):
         safety_loss ("bce"): "bce" (authors' code, sigmoid cross-entropy) or "mse" (paper).
         safety_target_network (True): Bellman target from a polyak target Q_safe (else live net).
         online_buffer_episodes (10): size of D_safe in episodes (latest masked-policy episodes).
+        safety_offline_fraction (0.5): share of each Q_safe minibatch drawn from D_offline, which keeps
+            the failures D_safe forgets once the policy stops failing (0: D_safe only, as in the paper).
         safety_update_every (1): n_off, SAC steps between two safety-critic rounds.
         safety_steps_per_round (1): safety-critic SGD steps per round (1:1 shares the SAC minibatch).
         finetune_safety_critic (False): keep training Q_safe while fine-tuning.
@@ -97,6 +99,7 @@ class SQRLConfig(SACConfig):
         safety_loss=NotProvided,
         safety_target_network=NotProvided,
         online_buffer_episodes=NotProvided,
+        safety_offline_fraction=NotProvided,
         safety_update_every=NotProvided,
         safety_steps_per_round=NotProvided,
         finetune_safety_critic=NotProvided,
@@ -231,14 +234,14 @@ class SQRL(SAC):
         batch = _train_batch(self.offline_buffer.sample(sac_steps * batch_size, self._rng))
         if safety_steps == sac_steps:
             # One safety step per SAC step: both losses share each minibatch (one forward/backward call).
-            batch = _merge(batch, _safety_batch(self.safety_buffer.sample(sac_steps * batch_size, self._rng)))
+            batch = _merge(batch, _safety_batch(self._safety_rows(sac_steps * batch_size)))
             safety_steps_left = 0
         else:
             safety_steps_left = safety_steps
         results = self.learner_group.update(batch=batch, minibatch_size=batch_size, num_epochs=1, timesteps=timesteps)
         self.metrics.aggregate(results, key=LEARNER_RESULTS)
         if safety_steps_left:
-            safe_rows = self.safety_buffer.sample(safety_steps_left * batch_size, self._rng)
+            safe_rows = self._safety_rows(safety_steps_left * batch_size)
             results = self.learner_group.update(
                 batch=_safety_batch(safe_rows), minibatch_size=batch_size, num_epochs=1, timesteps=timesteps
             )
@@ -251,6 +254,9 @@ class SQRL(SAC):
             policies=[DEFAULT_MODULE_ID],
             inference_only=True,
         )
+
+    def _safety_rows(self, n: int) -> dict[str, np.ndarray]:
+        return mixed_sample(self.safety_buffer, self.offline_buffer, n, self.config.safety_offline_fraction, self._rng)
 
     def _store(self, episodes) -> tuple[int, int, int]:
         """Add sampled episode chunks to D_offline and D_safe; returns (steps, failures, episodes done)."""
