@@ -82,5 +82,7 @@ def test_invalid_config_names_the_key():
         SQRLConfig().sqrl(num_action_samples=0).validate()
     with pytest.raises(ValueError, match="phase"):
         SQRLConfig().sqrl(phase="transfer").validate()
+    with pytest.raises(ValueError, match="safety_offline_fraction"):
+        SQRLConfig().sqrl(safety_offline_fraction=1.5).validate()
     with pytest.raises(ValueError, match="nu_max"):
         SQRLConfig().sqrl(nu_init=5.0, nu_max=2.0).validate()

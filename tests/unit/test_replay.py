@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sqrl_rllib.core.replay import ColumnarReplay, OnlineSafetyBuffer
+from sqrl_rllib.core.replay import ColumnarReplay, OnlineSafetyBuffer, mixed_sample
 
 
 def chunk(n, start=0.0):
@@ -47,3 +47,22 @@ def test_bad_sizes_are_rejected():
         ColumnarReplay(0, 1, 1)
     with pytest.raises(ValueError, match="online_buffer_episodes"):
         OnlineSafetyBuffer(0)
+
+
+def test_mixed_sample_interleaves_online_and_offline_rows():
+    online = OnlineSafetyBuffer(max_episodes=4)
+    online.add_chunk("a", chunk(10))  # rewards 0..9
+    offline = ColumnarReplay(100, 1, 1)
+    offline.add(chunk(50, start=100))  # rewards 100..149
+    rng = np.random.default_rng(0)
+    rows = mixed_sample(online, offline, 4000, 0.25, rng)
+    from_offline = rows["rewards"] >= 100
+    assert abs(from_offline.mean() - 0.25) < 0.03
+    assert np.array_equal(rows["next_obs"], rows["obs"] + 1)  # rows stay whole
+    # Interleaved: every 256-row minibatch cut from the front holds both sources.
+    for start in range(0, 4000 - 256, 256):
+        assert 0 < from_offline[start : start + 256].mean() < 1
+    assert (mixed_sample(online, offline, 500, 0.0, rng)["rewards"] < 100).all()
+    assert (mixed_sample(online, offline, 500, 1.0, rng)["rewards"] >= 100).all()
+    # An empty D_offline (nothing stored yet) falls back to D_safe.
+    assert (mixed_sample(online, ColumnarReplay(10, 1, 1), 50, 0.5, rng)["rewards"] < 100).all()
