@@ -79,13 +79,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.pretrained and args.seeds != 1:
         parser.error("--pretrained needs --seeds 1")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    register_rllib_envs()
-    rows = []
     methods = [m for m in args.methods.split(",") if m]
     unknown = set(methods) - set(METHODS)
     if unknown:
         parser.error(f"--methods: unknown {sorted(unknown)}; choose from {sorted(METHODS)}")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    register_rllib_envs()
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint_dir = pathlib.Path(args.checkpoint_dir or tmp)
         for seed in range(args.first_seed, args.first_seed + args.seeds):

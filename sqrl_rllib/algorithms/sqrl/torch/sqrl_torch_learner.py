@@ -156,13 +156,13 @@ class SQRLTorchLearner(SACTorchLearner):
                     stepped.add((module_id, name.removeprefix(f"{module_id}_")))
         for module_id in self._module_optimizers:
             module = self._module[module_id].unwrapped()
-            tau = self.config.get_config_for_module(module_id).tau
+            config = self.config.get_config_for_module(module_id)
             if (module_id, "qf") in stepped:
-                _polyak(module.qf, module.target_qf, tau)
+                _polyak(module.qf, module.target_qf, config.tau)
             if (module_id, "safety") in stepped:
-                _polyak(module.safety_critic, module.target_safety_critic, tau)
+                _polyak(module.safety_critic, module.target_safety_critic, config.tau)
             if (module_id, "nu") in stepped:
-                losses.cap_nu_(module.log_nu, self.config.get_config_for_module(module_id).nu_max)
+                losses.cap_nu_(module.log_nu, config.nu_max)
 
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
         """Skip DQN's periodic target sync: targets are polyak-averaged every SGD step above."""
