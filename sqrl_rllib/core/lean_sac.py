@@ -15,11 +15,12 @@ import torch
 
 from sqrl_rllib.core import losses
 from sqrl_rllib.core.networks import EnsembleQ, SquashedGaussianPolicy, sample_squashed
+from sqrl_rllib.core.optim import adam
 from sqrl_rllib.core.replay import ColumnarReplay
 
 
 class LeanSAC:
-    """SAC with twin critics as one batched net, one backward per step, foreach Adam, in-place polyak."""
+    """SAC with twin critics as one batched net, one backward per step, fused Adam, in-place polyak."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden=(256, 256), lr: float = 3e-4, device: str = "cpu"):
         self.device = torch.device(device)
@@ -29,7 +30,7 @@ class LeanSAC:
         self.log_alpha = torch.zeros((), device=self.device, requires_grad=True)
         self.target_entropy = -float(act_dim)
         params = list(self.policy.parameters()) + list(self.qf.parameters()) + [self.log_alpha]
-        self.opt = torch.optim.Adam(params, lr=lr, eps=1e-7, foreach=True)
+        self.opt = adam(params, lr)
         self.gamma, self.tau = 0.99, 5e-3
 
     @torch.no_grad()

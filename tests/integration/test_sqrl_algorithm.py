@@ -30,6 +30,12 @@ def module_state(algo) -> dict[str, torch.Tensor]:
     return algo.learner_group._learner.module["default_policy"].state_dict()
 
 
+def optimizer_steps(algo, name: str) -> int:
+    """Adam steps taken so far by the learner's optimizer ``name`` (e.g. "policy")."""
+    optimizer = algo.learner_group._learner._named_optimizers[f"default_policy_{name}"]
+    return int(next(iter(optimizer.state.values()))["step"])
+
+
 def test_pretrain_then_finetune_starts_from_pretrained_weights(ray_local, tmp_path):
     pre = small_config("pretrain", "pretrain").build_algo()
     initial = {k: v.clone() for k, v in module_state(pre).items()}
@@ -43,6 +49,9 @@ def test_pretrain_then_finetune_starts_from_pretrained_weights(ray_local, tmp_pa
     assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 300
     sqrl = result["sqrl"]
     assert sqrl["num_sgd_steps"] > 0 and sqrl["num_safety_critic_steps"] > 0
+    # The learner cuts its minibatches itself: exactly one optimizer step per counted SGD step.
+    assert optimizer_steps(pre, "policy") == sqrl["num_sgd_steps"]
+    assert optimizer_steps(pre, "safety") == sqrl["num_safety_critic_steps"]
     assert sqrl["cumulative_episodes"] > 0 and 0 <= sqrl["cumulative_failure_rate"] <= 1
     assert "mask_rejection_rate" in result["env_runners"]
     learner = result["learners"]["default_policy"]

@@ -238,12 +238,13 @@ class SQRL(SAC):
             safety_steps_left = 0
         else:
             safety_steps_left = safety_steps
-        results = self.learner_group.update(batch=batch, minibatch_size=batch_size, num_epochs=1, timesteps=timesteps)
+        # minibatch_size=None: the learner cuts the minibatches itself (SQRLTorchLearner._update).
+        results = self.learner_group.update(batch=batch, minibatch_size=None, num_epochs=1, timesteps=timesteps)
         self.metrics.aggregate(results, key=LEARNER_RESULTS)
         if safety_steps_left:
             safe_rows = self._safety_rows(safety_steps_left * batch_size)
             results = self.learner_group.update(
-                batch=_safety_batch(safe_rows), minibatch_size=batch_size, num_epochs=1, timesteps=timesteps
+                batch=_safety_batch(safe_rows), minibatch_size=None, num_epochs=1, timesteps=timesteps
             )
             self.metrics.aggregate(results, key=LEARNER_RESULTS)
         self._counters["sgd_steps"] += sac_steps

@@ -21,6 +21,11 @@ from sqrl_rllib.core.networks import EnsembleQ, SafetyCritic, SquashedGaussianPo
 MASK_OBS = "sqrl_mask_obs"
 POLICY_ACTIONS, POLICY_LOGP = "sqrl_pi_actions", "sqrl_pi_logp"
 NEXT_ACTIONS, NEXT_LOGP = "sqrl_next_actions", "sqrl_next_logp"
+SAFE_NEXT_ACTIONS = "sqrl_safe_next_actions"
+# Columns of the safety-critic rows (D_safe mixed with D_offline); a train batch may carry SAC rows,
+# safety rows or both.
+SAFE_OBS, SAFE_ACTIONS, SAFE_NEXT_OBS = "safe_obs", "safe_actions", "safe_next_obs"
+SAFE_FAILURE, SAFE_TERMINATED = "safe_failure", "safe_terminated"
 
 
 class SQRLTorchRLModule(TorchRLModule, InferenceOnlyAPI, TargetNetworkAPI, QNetAPI):
@@ -86,15 +91,28 @@ class SQRLTorchRLModule(TorchRLModule, InferenceOnlyAPI, TargetNetworkAPI, QNetA
         return self._forward_inference(batch)
 
     def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
-        """Reparameterised policy samples at s and s' (the losses are in sqrl_rllib.core.losses)."""
+        """Policy samples: reparameterised at s, and a' at s' (SAC rows) and s' (safety rows).
+
+        Only the actor's pass at s needs gradients; a' for both Bellman targets comes from one
+        stacked pass without them, so the backward pass never runs through rows that cannot carry
+        a gradient. (The losses are in sqrl_rllib.core.losses.)
+        """
         out: dict[str, Any] = {}
+        next_obs = []
         if Columns.OBS in batch:
-            # One policy pass over s and s' stacked: halves the kernel launches.
-            obs = torch.cat([batch[Columns.OBS], batch[Columns.NEXT_OBS]], dim=0)
-            actions, logp = sample_squashed(self.policy.distribution_inputs(obs))
-            n = batch[Columns.OBS].shape[0]
-            out[POLICY_ACTIONS], out[NEXT_ACTIONS] = actions[:n], actions[n:]
-            out[POLICY_LOGP], out[NEXT_LOGP] = logp[:n], logp[n:]
+            out[POLICY_ACTIONS], out[POLICY_LOGP] = sample_squashed(self.policy.distribution_inputs(batch[Columns.OBS]))
+            next_obs.append(batch[Columns.NEXT_OBS])
+        if SAFE_NEXT_OBS in batch:
+            next_obs.append(batch[SAFE_NEXT_OBS])
+        if next_obs:
+            with torch.no_grad():
+                actions, logp = sample_squashed(self.policy.distribution_inputs(torch.cat(next_obs, dim=0)))
+            if Columns.OBS in batch:
+                n = batch[Columns.NEXT_OBS].shape[0]
+                out[NEXT_ACTIONS], out[NEXT_LOGP] = actions[:n], logp[:n]
+                actions = actions[n:]
+            if SAFE_NEXT_OBS in batch:
+                out[SAFE_NEXT_ACTIONS] = actions
         return out
 
     # --- safety critic scoring (used by the mask connector) ---------------------------------
