@@ -38,6 +38,13 @@ from ray.rllib.utils.metrics import (
 
 from sqrl_rllib.algorithms.sqrl.episodes import episode_columns
 from sqrl_rllib.algorithms.sqrl.keys import check_sqrl_keys, sqrl_defaults
+from sqrl_rllib.algorithms.sqrl.torch.sqrl_torch_rl_module import (
+    SAFE_ACTIONS,
+    SAFE_FAILURE,
+    SAFE_NEXT_OBS,
+    SAFE_OBS,
+    SAFE_TERMINATED,
+)
 from sqrl_rllib.core.replay import ColumnarReplay, OnlineSafetyBuffer, mixed_sample
 from sqrl_rllib.envs.rllib import register_rllib_envs
 
@@ -336,10 +343,10 @@ def _merge(a: MultiAgentBatch, b: MultiAgentBatch) -> MultiAgentBatch:
 
 def _safety_batch(rows: dict[str, np.ndarray]) -> MultiAgentBatch:
     cols = {
-        "safe_obs": rows["obs"],
-        "safe_actions": rows["actions"],
-        "safe_next_obs": rows["next_obs"],
-        "safe_failure": rows["failure"],
-        "safe_terminated": rows["terminated"],
+        SAFE_OBS: rows["obs"],
+        SAFE_ACTIONS: rows["actions"],
+        SAFE_NEXT_OBS: rows["next_obs"],
+        SAFE_FAILURE: rows["failure"],
+        SAFE_TERMINATED: rows["terminated"],
     }
     return MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(cols)}, env_steps=len(rows["rewards"]))
