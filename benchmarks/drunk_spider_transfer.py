@@ -6,7 +6,10 @@ starting from that checkpoint: SQRL (mask + Lagrangian) and SAC fine-tuning (``m
 per method, and a last line ``RESULT sqrl_failure_rate=.. sac_failure_rate=.. ...``.
 
 Usage: python benchmarks/drunk_spider_transfer.py [--pretrain-steps N] [--finetune-steps N] [--seeds N]
-       [--first-seed S] [--pretrained CKPT] [--csv PATH]
+       [--first-seed S] [--pretrained CKPT] [--csv PATH] [--methods SQRL,SAC] [--checkpoint-dir DIR]
+
+With ``--checkpoint-dir`` the pretraining checkpoints (``pretrain_S``) and the fine-tuned ones (``SQRL_S``,
+``SAC_S``) are kept there, e.g. for ``benchmarks/critic_calibration.py``.
 
 Seeds can run as separate processes (``--first-seed S --seeds 1 --csv rows_S.csv``) and be merged after.
 """
@@ -71,7 +74,9 @@ def main() -> None:
     )
     parser.add_argument("--csv", default=None, help="also write the per-run rows to this CSV file")
     parser.add_argument(
-        "--checkpoint-dir", default=None, help="keep pretraining checkpoints here (default: a temporary directory)"
+        "--checkpoint-dir",
+        default=None,
+        help="keep pretraining (pretrain_S) and fine-tuned (METHOD_S) checkpoints here (default: a temporary dir)",
     )
     parser.add_argument(
         "--methods", default="SQRL,SAC", help="comma-separated fine-tuning methods to run (SQRL, SAC; empty: none)"
@@ -100,6 +105,8 @@ def main() -> None:
                 extra = METHODS[method]
                 algo = config("finetune", "finetune", seed, pretrained_checkpoint=checkpoint, **extra).build_algo()
                 result = train(algo, args.finetune_steps, f"{method} seed={seed}")
+                if args.checkpoint_dir:
+                    algo.save_to_path(str(checkpoint_dir / f"{method}_{seed}"))
                 algo.stop()
                 sq = result["sqrl"]
                 rows.append(

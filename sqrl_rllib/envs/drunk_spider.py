@@ -103,9 +103,17 @@ class DrunkSpiderEnv(gym.Env):
         self._trajectory: list[tuple[float, float]] = []
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        """Put the spider at the start (0, 3); returns (obs, info) with ``failure=False``."""
+        """Put the spider at the start (0, 3); returns (obs, info) with ``failure=False``.
+
+        ``options={"position": (row, col)}`` starts elsewhere instead (any free, in-map position);
+        diagnostics use it to estimate failure probabilities from chosen states.
+        """
         super().reset(seed=seed)
-        self._pos = np.array(START, dtype=np.float64)
+        position = (options or {}).get("position", START)
+        row, col = (float(x) for x in position)
+        if is_outside(row, col) or is_lava(row, col):
+            raise ValueError(f"DrunkSpider: reset position {(row, col)} is outside the map or in lava")
+        self._pos = np.array((row, col), dtype=np.float64)
         self._t = 0
         self._trajectory = [tuple(self._pos)]
         return self._obs(), {"failure": False, "success": False}

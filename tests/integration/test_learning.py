@@ -1,5 +1,9 @@
 """Learning test: a short DrunkSpider pretraining teaches Q_safe that stepping into lava is risky."""
 
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import ray
 import torch
@@ -21,7 +25,10 @@ STATES_AND_LAVA_ACTIONS = [
 GOAL_ACTION = (1.0, 0.0)
 
 
-def test_safety_critic_ranks_lava_above_goal_bound_actions():
+CALIBRATION_SCRIPT = pathlib.Path(__file__).parents[2] / "benchmarks" / "critic_calibration.py"
+
+
+def test_safety_critic_ranks_lava_above_goal_bound_actions(tmp_path):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         algo = (
@@ -50,6 +57,7 @@ def test_safety_critic_ranks_lava_above_goal_bound_actions():
             o = torch.tensor(obs, dtype=torch.float32)
             q_lava = module.safety_critic(o, torch.tensor(lava, dtype=torch.float32)).numpy()
             q_goal = module.safety_critic(o, torch.tensor(goal, dtype=torch.float32)).numpy()
+        checkpoint = algo.save_to_path(str(tmp_path / "pretrained"))
         algo.stop()
     finally:
         ray.shutdown()
@@ -57,3 +65,11 @@ def test_safety_critic_ranks_lava_above_goal_bound_actions():
     assert q_lava.mean() > q_goal.mean() + 0.1
     # Measured 2026-11-30 (seed 0, 6000 steps): mean 0.60 vs 0.38, lava ranked higher in 6 of 8 states.
     assert (q_lava > q_goal).mean() >= 0.625
+
+    # The calibration diagnostic reads the same checkpoint (a short run: it must work, not measure).
+    args = ["--episodes", "20", "--states", "10", "--pairs-per-state", "4", "--mc-samples", "10"]
+    out = subprocess.run([sys.executable, str(CALIBRATION_SCRIPT), checkpoint, *args], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    fields = dict(kv.split("=") for kv in out.stdout.strip().splitlines()[-1].removeprefix("RESULT ").split())
+    assert 0.0 <= float(fields["masked_failure_rate"]) <= 1.0
+    assert 0.0 <= float(fields["unmasked_failure_rate"]) <= 1.0

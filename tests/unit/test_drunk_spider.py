@@ -122,3 +122,20 @@ def test_render_shows_map_and_trajectory():
 def test_bad_input_names_the_parameter(kwargs, name):
     with pytest.raises(ValueError, match=name):
         gym.make("sqrl/DrunkSpider-v0", **kwargs)
+
+
+def test_reset_can_start_from_a_given_position():
+    env = DrunkSpiderEnv(task="pretrain", action_noise=0.0)
+    obs, _ = env.reset(seed=0, options={"position": (5.5, 1.5)})
+    assert np.allclose(obs, [5.5, 1.5])
+    # One cell to the right of (5.5, 1.5) is lava (row 5, col 2).
+    _, _, terminated, _, info = env.step(np.array([0.0, 1.0]))
+    assert terminated and info["failure"]
+    obs, _ = env.reset()
+    assert np.allclose(obs, [0.0, 3.0]), "a plain reset goes back to the start"
+
+
+@pytest.mark.parametrize("position", [(3.5, 2.5), (-0.5, 3.0), (8.5, 1.0)])
+def test_reset_rejects_a_position_in_lava_or_off_the_map(position):
+    with pytest.raises(ValueError, match="outside the map or in lava"):
+        DrunkSpiderEnv().reset(seed=0, options={"position": position})
