@@ -109,11 +109,13 @@ class DrunkSpiderEnv(gym.Env):
         diagnostics use it to estimate failure probabilities from chosen states.
         """
         super().reset(seed=seed)
-        position = (options or {}).get("position", START)
-        row, col = (float(x) for x in position)
-        if is_outside(row, col) or is_lava(row, col):
-            raise ValueError(f"DrunkSpider: reset position {(row, col)} is outside the map or in lava")
-        self._pos = np.array((row, col), dtype=np.float64)
+        if options and "position" in options:
+            row, col = (float(x) for x in options["position"])
+            if is_outside(row, col) or is_lava(row, col):
+                raise ValueError(f"DrunkSpider: reset position {(row, col)} is outside the map or in lava")
+            self._pos = np.array((row, col), dtype=np.float64)
+        else:
+            self._pos = np.array(START, dtype=np.float64)
         self._t = 0
         self._trajectory = [tuple(self._pos)]
         return self._obs(), {"failure": False, "success": False}
