@@ -29,7 +29,6 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.rl_module.rl_module import RLModule
 
 from sqrl_rllib.algorithms.sqrl.sqrl import MODULE_COMPONENT
-from sqrl_rllib.core.mask import select_action_index
 from sqrl_rllib.envs.drunk_spider import LAVA_COLS, LAVA_ROWS, N_COLS, N_ROWS, DrunkSpiderEnv
 
 P1_BINS = (0.0, 0.01, 0.1, 0.3, 1.0 + 1e-9)
@@ -63,9 +62,8 @@ def choose_actions(module, obs: np.ndarray, k: int, eps_safe: float, masked: boo
         dist_inputs = module.policy.distribution_inputs(obs_t)
         if not masked:
             return module.sample_candidates(dist_inputs, 1)[0][:, 0].numpy()
-        actions, logp = module.sample_candidates(dist_inputs, k)
-        choice = select_action_index(module.q_safe(obs_t, actions), logp, eps_safe, "finetune", generator)
-    return actions[torch.arange(len(obs)), choice.index].numpy()
+        actions, _, _ = module.masked_actions(obs_t, dist_inputs, k, eps_safe, "finetune", generator=generator)
+    return actions.numpy()
 
 
 def rollout(module, task: str, episodes: int, k: int, eps_safe: float, masked: bool, seed: int, n_envs: int = 200):

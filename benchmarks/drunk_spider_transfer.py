@@ -1,15 +1,20 @@
 """DrunkSpider transfer: pretrain SQRL, then fine-tune with (i) SQRL and (ii) SAC (same pretrained policy, no mask).
 
-Per seed: one pretraining run (spec defaults, 5e4 steps), then two fine-tuning runs on the finetune task
-starting from that checkpoint: SQRL (mask + Lagrangian) and SAC fine-tuning (``mask_enabled=False``,
-``lagrangian=False``). Reports fine-tuning failures, failure rate and final return per run and the mean
-per method, and a last line ``RESULT sqrl_failure_rate=.. sac_failure_rate=.. ...``.
+Per seed: one pretraining run (spec defaults, 5e4 steps; the action noise domain-randomised over 10 levels
+in [0, 0.4] as in the authors' ``PointMassAcNoiseEnv``, so that the fine-tuning noise 0.2 lies inside the
+pretraining data; ``--pretrain-noise-levels ''`` keeps the pretrain task's fixed 0.1), then fine-tuning runs
+on the finetune task starting from that checkpoint: SQRL (mask + Lagrangian) and SAC fine-tuning
+(``mask_enabled=False``, ``lagrangian=False``). Reports fine-tuning failures, failure rate and final return
+per run and the mean per method, and a last line ``RESULT sqrl_failure_rate=.. sac_failure_rate=.. ...``.
 
 Usage: python benchmarks/drunk_spider_transfer.py [--pretrain-steps N] [--finetune-steps N] [--seeds N]
        [--first-seed S] [--pretrained CKPT] [--csv PATH] [--methods SQRL,SAC] [--checkpoint-dir DIR]
+       [--checkpoint-every N] [--resume] [--pretrain-noise-levels LO:HI:N]
 
 With ``--checkpoint-dir`` the pretraining checkpoints (``pretrain_S``) and the fine-tuned ones (``SQRL_S``,
-``SAC_S``) are kept there, e.g. for ``benchmarks/critic_calibration.py``.
+``SAC_S``) are kept there, e.g. for ``benchmarks/critic_calibration.py``; every run is also saved every
+``--checkpoint-every`` env steps, and ``--resume`` reuses the finished runs there and continues the others
+(a finished run marks itself with ``complete.json``; asking for more steps continues it too).
 
 Seeds can run as separate processes (``--first-seed S --seeds 1 --csv rows_S.csv``) and be merged after.
 """
@@ -17,9 +22,11 @@ Seeds can run as separate processes (``--first-seed S --seeds 1 --csv rows_S.csv
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import tempfile
 
+import numpy as np
 import pandas as pd
 import ray
 from ray.rllib.core import DEFAULT_MODULE_ID
@@ -27,15 +34,34 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 from sqrl_rllib.algorithms.sqrl import SQRLConfig
 from sqrl_rllib.envs.rllib import register_rllib_envs
 
-# Fine-tuning methods: SQRL (mask + Lagrangian) and SAC fine-tuning of the same pretrained policy.
-METHODS = {"SQRL": {}, "SAC": {"mask_enabled": False, "lagrangian": False}}
+# Fine-tuning methods: SQRL (mask + Lagrangian, Q_safe frozen), SQRL-online (Q_safe keeps training on the
+# fine-tuning data, the paper's "online" ablation of figure 10b) and SAC fine-tuning of the same
+# pretrained policy.
+METHODS = {
+    "SQRL": {},
+    "SQRL-online": {"finetune_safety_critic": True},
+    "SAC": {"mask_enabled": False, "lagrangian": False},
+}
 
 
-def config(phase: str, task: str, seed: int, **sqrl) -> SQRLConfig:
+def noise_levels(text: str) -> list[float] | None:
+    """Parse ``--pretrain-noise-levels``: ``LO:HI:N`` (N evenly spaced levels), a comma list, or ``""`` (none)."""
+    if not text:
+        return None
+    try:
+        if ":" in text:
+            low, high, count = text.split(":")
+            return np.linspace(float(low), float(high), int(count)).tolist()
+        return [float(x) for x in text.split(",")]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected LO:HI:N or a comma-separated list, got {text!r}") from err
+
+
+def config(phase: str, task: str, seed: int, env_extra: dict | None = None, **sqrl) -> SQRLConfig:
     """SQRL on DrunkSpider with the paper's DrunkSpider settings (gamma_safe 0.65, eps_safe 0.1)."""
     return (
         SQRLConfig()
-        .environment("sqrl/DrunkSpider-v0", env_config={"task": task})
+        .environment("sqrl/DrunkSpider-v0", env_config={"task": task, **(env_extra or {})})
         .env_runners(num_env_runners=0, rollout_fragment_length=32)
         .reporting(min_sample_timesteps_per_iteration=1000, metrics_num_episodes_for_smoothing=50)
         .sqrl(phase=phase, gamma_safe=0.65, eps_safe=0.1, **sqrl)
@@ -43,8 +69,12 @@ def config(phase: str, task: str, seed: int, **sqrl) -> SQRLConfig:
     )
 
 
-def train(algo, steps: int, label: str) -> dict:
-    """Train until ``steps`` env steps; print progress; return the last result."""
+def train(algo, steps: int, label: str, save=None, every: int = 0) -> dict:
+    """Train until ``steps`` env steps, printing progress and calling ``save()`` every ``every`` steps.
+
+    Returns the last result.
+    """
+    next_save = every
     while True:
         result = algo.train()
         done = result["env_runners"]["num_env_steps_sampled_lifetime"]
@@ -60,6 +90,42 @@ def train(algo, steps: int, label: str) -> dict:
         )
         if done >= steps:
             return result
+        if save is not None and every and done >= next_save:
+            save()
+            next_save = (done // every + 1) * every
+
+
+def run(cfg: SQRLConfig, steps: int, label: str, directory: pathlib.Path | None, resume: bool, every: int) -> dict:
+    """Train the algorithm of ``cfg`` to ``steps`` env steps and return its row; keep it in ``directory`` if given.
+
+    With ``resume`` a finished run (``complete.json`` with at least ``steps``) is reused, and a saved
+    partial one is restored and continued, so a killed benchmark loses at most ``every`` steps per run.
+    """
+    marker = directory / "complete.json" if directory else None
+    if resume and marker is not None and marker.exists():
+        row = json.loads(marker.read_text())
+        if row["steps"] >= steps:
+            print(f"[{label}] reusing the finished run in {directory} ({row['steps']} steps)", flush=True)
+            return row
+    algo = cfg.build_algo()
+    if resume and directory is not None and (directory / "rllib_checkpoint.json").exists():
+        algo.restore_from_path(str(directory))
+        print(f"[{label}] resumed from {directory}", flush=True)
+    save = (lambda: algo.save_to_path(str(directory))) if directory is not None else None
+    result = train(algo, steps, label, save=save, every=every)
+    sq = result["sqrl"]
+    row = {
+        "steps": int(result["env_runners"]["num_env_steps_sampled_lifetime"]),
+        "failures": int(sq["cumulative_failures"]),
+        "episodes": int(sq["cumulative_episodes"]),
+        "failure_rate": sq["cumulative_failures"] / max(sq["cumulative_episodes"], 1),
+        "final_return": result["env_runners"].get("episode_return_mean", float("nan")),
+    }
+    if directory is not None:
+        algo.save_to_path(str(directory))
+        marker.write_text(json.dumps(row))
+    algo.stop()
+    return row
 
 
 def main() -> None:
@@ -72,6 +138,13 @@ def main() -> None:
     parser.add_argument(
         "--pretrained", default=None, help="reuse this pretraining checkpoint instead of pretraining (one seed only)"
     )
+    parser.add_argument(
+        "--pretrain-noise-levels",
+        type=noise_levels,
+        default="0:0.4:10",
+        help="pretraining action-noise domain randomisation, LO:HI:N levels or a comma list, one drawn per "
+        "episode (default 0:0.4:10, the authors' PointMassAcNoiseEnv); '' keeps the pretrain task's fixed 0.1",
+    )
     parser.add_argument("--csv", default=None, help="also write the per-run rows to this CSV file")
     parser.add_argument(
         "--checkpoint-dir",
@@ -79,11 +152,26 @@ def main() -> None:
         help="keep pretraining (pretrain_S) and fine-tuned (METHOD_S) checkpoints here (default: a temporary dir)",
     )
     parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=5000,
+        help="with --checkpoint-dir: also save each run every this many env steps (0: only at the end)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --checkpoint-dir: reuse finished runs found there and continue saved partial ones",
+    )
+    parser.add_argument(
         "--methods", default="SQRL,SAC", help="comma-separated fine-tuning methods to run (SQRL, SAC; empty: none)"
     )
     args = parser.parse_args()
     if args.pretrained and args.seeds != 1:
         parser.error("--pretrained needs --seeds 1")
+    if args.resume and not args.checkpoint_dir:
+        parser.error("--resume needs --checkpoint-dir")
+    if args.checkpoint_every < 0:
+        parser.error("--checkpoint-every must be >= 0")
     methods = [m for m in args.methods.split(",") if m]
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -97,28 +185,29 @@ def main() -> None:
             if args.pretrained:
                 checkpoint = args.pretrained
             else:
-                pre = config("pretrain", "pretrain", seed).build_algo()
-                train(pre, args.pretrain_steps, f"pretrain seed={seed}")
-                checkpoint = pre.save_to_path(str(checkpoint_dir / f"pretrain_{seed}"))
-                pre.stop()
+                levels = args.pretrain_noise_levels
+                env_extra = {"action_noise_levels": levels} if levels else None
+                keep = checkpoint_dir / f"pretrain_{seed}"
+                run(
+                    config("pretrain", "pretrain", seed, env_extra=env_extra),
+                    args.pretrain_steps,
+                    f"pretrain seed={seed}",
+                    keep,
+                    args.resume,
+                    args.checkpoint_every,
+                )
+                checkpoint = str(keep)
             for method in methods:
                 extra = METHODS[method]
-                algo = config("finetune", "finetune", seed, pretrained_checkpoint=checkpoint, **extra).build_algo()
-                result = train(algo, args.finetune_steps, f"{method} seed={seed}")
-                if args.checkpoint_dir:
-                    algo.save_to_path(str(checkpoint_dir / f"{method}_{seed}"))
-                algo.stop()
-                sq = result["sqrl"]
-                rows.append(
-                    {
-                        "method": method,
-                        "seed": seed,
-                        "failures": int(sq["cumulative_failures"]),
-                        "episodes": int(sq["cumulative_episodes"]),
-                        "failure_rate": sq["cumulative_failures"] / max(sq["cumulative_episodes"], 1),
-                        "final_return": result["env_runners"].get("episode_return_mean", float("nan")),
-                    }
+                row = run(
+                    config("finetune", "finetune", seed, pretrained_checkpoint=checkpoint, **extra),
+                    args.finetune_steps,
+                    f"{method} seed={seed}",
+                    checkpoint_dir / f"{method}_{seed}" if args.checkpoint_dir else None,
+                    args.resume,
+                    args.checkpoint_every,
                 )
+                rows.append({"method": method, "seed": seed, **row})
     if not rows:
         return
     table = pd.DataFrame(rows)

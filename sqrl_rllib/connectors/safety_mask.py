@@ -3,7 +3,8 @@
 Prepended to the module-to-env pipeline, i.e. before RLlib's ``GetActions``, which then passes
 through because this piece already set ``actions``: it therefore works on the batched tensors of
 all sub-envs at once, draws K candidates per env, scores all envs x K with ONE Q_safe forward
-pass and picks one per env by :func:`sqrl_rllib.core.mask.select_action_index`.
+pass and picks one per env (``SQRLTorchRLModule.masked_actions``, which applies
+:func:`sqrl_rllib.core.mask.select_action_index` or, in evaluation, ``select_deterministic``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from ray.rllib.connectors.connector_v2 import ConnectorV2
 from ray.rllib.core.columns import Columns
 
 from sqrl_rllib.algorithms.sqrl.torch.sqrl_torch_rl_module import MASK_OBS
-from sqrl_rllib.core.mask import select_action_index
 
 
 class SafetyMask(ConnectorV2):
@@ -66,24 +66,11 @@ class SafetyMask(ConnectorV2):
         lead = dist_inputs.shape[:-1]
         obs_flat = obs.reshape(-1, obs.shape[-1]).float()
         inputs_flat = dist_inputs.reshape(-1, dist_inputs.shape[-1])
-        with torch.no_grad():
-            candidates, logp = module.sample_candidates(inputs_flat, self.num_action_samples)
-            if not explore:
-                # Deterministic evaluation: the policy mean is candidate 0, chosen if it is safe.
-                act_dim = candidates.shape[-1]
-                candidates[:, 0] = torch.tanh(inputs_flat[:, :act_dim])
-            q_safe = module.q_safe(obs_flat, candidates)
-            if explore:
-                choice = select_action_index(q_safe, logp, self.eps_safe, self.phase)
-                index = choice.index
-            else:
-                mean_safe = q_safe[:, 0] < self.eps_safe
-                index = torch.where(mean_safe, torch.zeros_like(mean_safe, dtype=torch.long), q_safe.argmin(1))
-                choice = None
-            rows = torch.arange(candidates.shape[0])
-            actions = candidates[rows, index]
-            batch[Columns.ACTIONS] = actions.reshape(*lead, actions.shape[-1])
-            batch[Columns.ACTION_LOGP] = logp[rows, index].reshape(lead)
+        actions, logp, choice = module.masked_actions(
+            obs_flat, inputs_flat, self.num_action_samples, self.eps_safe, self.phase, explore=bool(explore)
+        )
+        batch[Columns.ACTIONS] = actions.reshape(*lead, actions.shape[-1])
+        batch[Columns.ACTION_LOGP] = logp.reshape(lead)
         if metrics is not None and choice is not None:
             # One stacked tensor -> one host transfer (three .item() calls cost three syncs on a GPU).
             summary = torch.stack(

@@ -55,11 +55,10 @@ def select_action_index(
     )
 
 
-def select_deterministic(q_safe_mean: torch.Tensor, q_safe_samples: torch.Tensor, eps_safe: float) -> torch.Tensor:
-    """Deterministic evaluation: True where the policy mean is safe, else use argmin of the samples.
+def select_deterministic(q_safe: torch.Tensor, eps_safe: float) -> torch.Tensor:
+    """Deterministic evaluation on ``q_safe`` [B, K] whose sample 0 is the policy mean.
 
-    Returns the index into the samples to use where the mean is unsafe ([B] long) as ``-1`` where the
-    mean itself is taken.
+    Returns the index per state ([B] long): 0 (the mean) where it is safe, else the safest sample.
     """
-    mean_safe = q_safe_mean < eps_safe
-    return torch.where(mean_safe, torch.full_like(mean_safe, -1, dtype=torch.long), q_safe_samples.argmin(dim=1))
+    mean_safe = q_safe[:, 0] < eps_safe
+    return torch.where(mean_safe, torch.zeros_like(mean_safe, dtype=torch.long), q_safe.argmin(dim=1))

@@ -15,6 +15,7 @@ Reward shaping (the authors' "l2" reward plus their time-limit wrapper):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -55,6 +56,11 @@ class DrunkSpiderEnv(gym.Env):
             (pretrain: scale 1, noise 0.1; finetune: scale 1, noise 0.2).
         action_scale: multiplies the [-1, 1]^2 action; overrides the task default.
         action_noise: noise magnitude; overrides the task default. Must be >= 0.
+        action_noise_levels: domain randomisation of the noise, as in the authors'
+            ``PointMassAcNoiseEnv``: each reset draws the episode's noise magnitude uniformly from
+            these levels (e.g. 10 levels spanning [0, 0.4]). Pretraining over a range that
+            contains the fine-tuning noise gives the safety critic data from the fine-tuning
+            dynamics (the paper's Assumption 4). Exclusive with ``action_noise``.
         noise_type: ``"uniform"`` (authors' code: U[-noise/2, noise/2] per axis) or
             ``"gaussian"`` (N(0, noise^2) per axis, the paper's wording; needed for a real
             risk trade-off on the bridge).
@@ -70,6 +76,7 @@ class DrunkSpiderEnv(gym.Env):
         action_scale: float | None = None,
         action_noise: float | None = None,
         noise_type: str = "uniform",
+        action_noise_levels: Sequence[float] | None = None,
         max_episode_steps: int = 30,
         render_mode: str | None = None,
     ):
@@ -83,6 +90,20 @@ class DrunkSpiderEnv(gym.Env):
         self.action_noise = float(defaults["action_noise"] if action_noise is None else action_noise)
         if self.action_noise < 0:
             raise ValueError(f"DrunkSpider: action_noise must be >= 0, got {self.action_noise}")
+        self.action_noise_levels = None
+        if action_noise_levels is not None:
+            if action_noise is not None:
+                raise ValueError("DrunkSpider: give action_noise or action_noise_levels, not both")
+            try:
+                levels = np.asarray(action_noise_levels, dtype=np.float64).reshape(-1)
+            except (TypeError, ValueError):
+                levels = np.array([np.nan])
+            if levels.size == 0 or not np.all(np.isfinite(levels)) or np.any(levels < 0):
+                raise ValueError(
+                    f"DrunkSpider: action_noise_levels must be a non-empty list of numbers >= 0, "
+                    f"got {action_noise_levels!r}"
+                )
+            self.action_noise_levels = levels
         if self.action_scale <= 0:
             raise ValueError(f"DrunkSpider: action_scale must be > 0, got {self.action_scale}")
         if max_episode_steps < 1:
@@ -106,9 +127,12 @@ class DrunkSpiderEnv(gym.Env):
         """Put the spider at the start (0, 3); returns (obs, info) with ``failure=False``.
 
         ``options={"position": (row, col)}`` starts elsewhere instead (any free, in-map position);
-        diagnostics use it to estimate failure probabilities from chosen states.
+        diagnostics use it to estimate failure probabilities from chosen states. With
+        ``action_noise_levels`` each reset also draws the episode's noise magnitude.
         """
         super().reset(seed=seed)
+        if self.action_noise_levels is not None:
+            self.action_noise = float(self.action_noise_levels[self.np_random.integers(len(self.action_noise_levels))])
         if options and "position" in options:
             row, col = (float(x) for x in options["position"])
             if is_outside(row, col) or is_lava(row, col):

@@ -19,6 +19,28 @@ def test_tasks_differ_in_noise():
     assert gym.make("sqrl/DrunkSpider-v0", task="finetune").unwrapped.action_noise == 0.2
 
 
+def test_noise_levels_draw_one_magnitude_per_episode_reproducibly():
+    levels = np.linspace(0.0, 0.4, 10).tolist()
+
+    def drawn(seed):
+        env = gym.make("sqrl/DrunkSpider-v0", action_noise_levels=levels).unwrapped
+        env.reset(seed=seed)
+        out = [env.action_noise]
+        for _ in range(199):
+            env.reset()
+            out.append(env.action_noise)
+        return out
+
+    first = drawn(0)
+    assert set(first) == set(levels)  # 200 draws hit all 10 levels
+    assert first == drawn(0) and first != drawn(1)
+    # The drawn magnitude is the one the step applies: zero noise moves exactly by the action.
+    env = DrunkSpiderEnv(action_noise_levels=[0.0])
+    env.reset(seed=0)
+    obs, *_ = env.step(np.array([0.5, 0.0], np.float32))
+    assert np.allclose(obs, [0.5, 3.0])
+
+
 def test_seeding_reproduces_episodes():
     def rollout(seed):
         env = DrunkSpiderEnv(task="finetune", noise_type="gaussian")
@@ -117,7 +139,15 @@ def test_render_shows_map_and_trajectory():
 
 @pytest.mark.parametrize(
     "kwargs, name",
-    [({"task": "transfer"}, "task"), ({"action_noise": -0.1}, "action_noise"), ({"noise_type": "pink"}, "noise_type")],
+    [
+        ({"task": "transfer"}, "task"),
+        ({"action_noise": -0.1}, "action_noise"),
+        ({"noise_type": "pink"}, "noise_type"),
+        ({"action_noise_levels": []}, "action_noise_levels"),
+        ({"action_noise_levels": [0.1, -0.2]}, "action_noise_levels"),
+        ({"action_noise_levels": ["loud"]}, "action_noise_levels"),
+        ({"action_noise_levels": [0.1], "action_noise": 0.2}, "action_noise_levels"),
+    ],
 )
 def test_bad_input_names_the_parameter(kwargs, name):
     with pytest.raises(ValueError, match=name):

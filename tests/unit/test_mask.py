@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sqrl_rllib.core.mask import select_action_index
+from sqrl_rllib.core.mask import select_action_index, select_deterministic
 
 
 @settings(max_examples=200, deadline=None)
@@ -41,3 +41,14 @@ def test_finetune_importance_samples_safe_actions_by_policy_probability():
     freq = torch.bincount(idx, minlength=3).float() / len(idx)
     assert freq[2] == 0
     assert abs(freq[0].item() - 0.25) < 0.02 and abs(freq[1].item() - 0.75) < 0.02
+
+
+@settings(max_examples=200, deadline=None)
+@given(batch=st.integers(1, 16), k=st.integers(1, 32), eps=st.floats(0.01, 0.99), seed=st.integers(0, 2**31 - 1))
+def test_deterministic_takes_the_mean_when_safe_else_the_safest_sample(batch, k, eps, seed):
+    g = torch.Generator().manual_seed(seed)
+    q_safe = torch.rand(batch, k, generator=g)  # sample 0 stands for the policy mean
+    index = select_deterministic(q_safe, eps)
+    mean_safe = q_safe[:, 0] < eps
+    assert torch.all(index[mean_safe] == 0)
+    assert torch.equal(index[~mean_safe], q_safe[~mean_safe].argmin(1))

@@ -14,6 +14,7 @@ from ray.rllib.core.learner.utils import make_target_network
 from ray.rllib.core.rl_module.apis import InferenceOnlyAPI, QNetAPI, TargetNetworkAPI
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 
+from sqrl_rllib.core.mask import MaskChoice, select_action_index, select_deterministic
 from sqrl_rllib.core.networks import EnsembleQ, SafetyCritic, SquashedGaussianPolicy, sample_squashed
 
 # The module-to-env pipeline only sees the module's outputs, so the observations are passed through
@@ -127,3 +128,31 @@ class SQRLTorchRLModule(TorchRLModule, InferenceOnlyAPI, TargetNetworkAPI, QNetA
         k = actions.shape[1]
         obs_k = obs.unsqueeze(1).expand(-1, k, -1)
         return self.safety_critic(obs_k, actions)
+
+    @torch.no_grad()
+    def masked_actions(
+        self,
+        obs: torch.Tensor,
+        dist_inputs: torch.Tensor,
+        k: int,
+        eps_safe: float,
+        phase: str,
+        explore: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, MaskChoice | None]:
+        """The mask Gamma for obs [B, obs_dim]: K samples, one Q_safe pass, one choice per state.
+
+        Returns actions [B, act_dim], their log-probs [B] and the :class:`MaskChoice` (None when
+        ``explore`` is False: deterministic evaluation, where sample 0 is replaced by the policy mean).
+        """
+        candidates, logp = self.sample_candidates(dist_inputs, k)
+        if not explore:
+            candidates[:, 0] = torch.tanh(dist_inputs[:, : candidates.shape[-1]])
+        q_safe = self.q_safe(obs, candidates)
+        if explore:
+            choice = select_action_index(q_safe, logp, eps_safe, phase, generator)
+            index = choice.index
+        else:
+            choice, index = None, select_deterministic(q_safe, eps_safe)
+        rows = torch.arange(candidates.shape[0], device=candidates.device)
+        return candidates[rows, index], logp[rows, index], choice
