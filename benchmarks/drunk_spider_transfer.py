@@ -9,7 +9,7 @@ per run and the mean per method, and a last line ``RESULT sqrl_failure_rate=.. s
 
 Usage: python benchmarks/drunk_spider_transfer.py [--pretrain-steps N] [--finetune-steps N] [--seeds N]
        [--first-seed S] [--pretrained CKPT] [--csv PATH] [--methods SQRL,SAC] [--checkpoint-dir DIR]
-       [--checkpoint-every N] [--resume] [--pretrain-noise-levels LO:HI:N]
+       [--checkpoint-every N] [--resume] [--pretrain-noise-levels LO:HI:N] [--finetune-eps-safe EPS]
 
 With ``--checkpoint-dir`` the pretraining checkpoints (``pretrain_S``) and the fine-tuned ones (``SQRL_S``,
 ``SAC_S``) are kept there, e.g. for ``benchmarks/critic_calibration.py``; every run is also saved every
@@ -43,6 +43,19 @@ METHODS = {
     "SAC": {"mask_enabled": False, "lagrangian": False},
 }
 
+# The spec's eps_safe (appendix B); pretraining always uses it, fine-tuning may pick another threshold.
+EPS_SAFE = 0.1
+
+
+def run_name(method: str, eps_safe: float) -> str:
+    """Label and checkpoint-directory stem of a fine-tuning run: the method, plus its eps_safe if not the default.
+
+    SAC fine-tuning has no mask, so its name ignores eps_safe and one SAC run serves every threshold.
+    """
+    if eps_safe == EPS_SAFE or METHODS[method].get("mask_enabled", True) is False:
+        return method
+    return f"{method}-eps{eps_safe:g}"
+
 
 def noise_levels(text: str) -> list[float] | None:
     """Parse ``--pretrain-noise-levels``: ``LO:HI:N`` (N evenly spaced levels), a comma list, or ``""`` (none)."""
@@ -57,14 +70,16 @@ def noise_levels(text: str) -> list[float] | None:
         raise argparse.ArgumentTypeError(f"expected LO:HI:N or a comma-separated list, got {text!r}") from err
 
 
-def config(phase: str, task: str, seed: int, env_extra: dict | None = None, **sqrl) -> SQRLConfig:
-    """SQRL on DrunkSpider with the paper's DrunkSpider settings (gamma_safe 0.65, eps_safe 0.1)."""
+def config(
+    phase: str, task: str, seed: int, env_extra: dict | None = None, eps_safe: float = EPS_SAFE, **sqrl
+) -> SQRLConfig:
+    """SQRL on DrunkSpider with the paper's DrunkSpider settings (gamma_safe 0.65, eps_safe 0.1 by default)."""
     return (
         SQRLConfig()
         .environment("sqrl/DrunkSpider-v0", env_config={"task": task, **(env_extra or {})})
         .env_runners(num_env_runners=0, rollout_fragment_length=32)
         .reporting(min_sample_timesteps_per_iteration=1000, metrics_num_episodes_for_smoothing=50)
-        .sqrl(phase=phase, gamma_safe=0.65, eps_safe=0.1, **sqrl)
+        .sqrl(phase=phase, gamma_safe=0.65, eps_safe=eps_safe, **sqrl)
         .debugging(seed=seed)
     )
 
@@ -163,6 +178,13 @@ def main() -> None:
         help="with --checkpoint-dir: reuse finished runs found there and continue saved partial ones",
     )
     parser.add_argument(
+        "--finetune-eps-safe",
+        type=float,
+        default=EPS_SAFE,
+        help="eps_safe of the masked fine-tuning runs (default 0.1, the spec's; pretraining keeps 0.1); "
+        "runs with another value are labelled and saved as METHOD-epsX",
+    )
+    parser.add_argument(
         "--methods", default="SQRL,SAC", help="comma-separated fine-tuning methods to run (SQRL, SAC; empty: none)"
     )
     args = parser.parse_args()
@@ -172,6 +194,8 @@ def main() -> None:
         parser.error("--resume needs --checkpoint-dir")
     if args.checkpoint_every < 0:
         parser.error("--checkpoint-every must be >= 0")
+    if not 0 < args.finetune_eps_safe < 1:
+        parser.error(f"--finetune-eps-safe must be in (0, 1), got {args.finetune_eps_safe}")
     methods = [m for m in args.methods.split(",") if m]
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -198,16 +222,24 @@ def main() -> None:
                 )
                 checkpoint = str(keep)
             for method in methods:
-                extra = METHODS[method]
+                name = run_name(method, args.finetune_eps_safe)
+                cfg = config(
+                    "finetune",
+                    "finetune",
+                    seed,
+                    eps_safe=args.finetune_eps_safe,
+                    pretrained_checkpoint=checkpoint,
+                    **METHODS[method],
+                )
                 row = run(
-                    config("finetune", "finetune", seed, pretrained_checkpoint=checkpoint, **extra),
+                    cfg,
                     args.finetune_steps,
-                    f"{method} seed={seed}",
-                    checkpoint_dir / f"{method}_{seed}" if args.checkpoint_dir else None,
+                    f"{name} seed={seed}",
+                    checkpoint_dir / f"{name}_{seed}" if args.checkpoint_dir else None,
                     args.resume,
                     args.checkpoint_every,
                 )
-                rows.append({"method": method, "seed": seed, **row})
+                rows.append({"method": method, "eps_safe": args.finetune_eps_safe, "seed": seed, **row})
     if not rows:
         return
     table = pd.DataFrame(rows)

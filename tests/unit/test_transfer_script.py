@@ -1,4 +1,4 @@
-"""The DrunkSpider transfer benchmark's command line: noise-level parsing and method validation."""
+"""The DrunkSpider transfer benchmark's command line: noise levels, run names and flag validation."""
 
 import argparse
 import pathlib
@@ -9,7 +9,7 @@ import pytest
 
 BENCHMARKS = pathlib.Path(__file__).parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
-from drunk_spider_transfer import METHODS, noise_levels  # noqa: E402
+from drunk_spider_transfer import EPS_SAFE, METHODS, config, noise_levels, run_name  # noqa: E402
 
 
 def test_noise_levels_parse_ranges_lists_and_none():
@@ -26,8 +26,20 @@ def test_methods_compare_sqrl_with_sac_from_the_same_checkpoint():
     assert METHODS["SQRL-online"] == {"finetune_safety_critic": True}
 
 
+def test_run_names_keep_default_runs_and_share_sac_across_thresholds():
+    assert run_name("SQRL", EPS_SAFE) == "SQRL"
+    assert run_name("SQRL", 0.003) == "SQRL-eps0.003"
+    assert run_name("SQRL-online", 0.02) == "SQRL-online-eps0.02"
+    assert run_name("SAC", 0.003) == "SAC"
+
+
+def test_finetune_threshold_reaches_the_config():
+    assert config("finetune", "finetune", 0, eps_safe=0.003).eps_safe == 0.003
+    assert config("pretrain", "pretrain", 0).eps_safe == EPS_SAFE
+
+
 def test_bad_flags_fail_before_ray_starts():
-    for flag in (["--methods", "PPO"], ["--pretrain-noise-levels", "loud"]):
+    for flag in (["--methods", "PPO"], ["--pretrain-noise-levels", "loud"], ["--finetune-eps-safe", "1.5"]):
         proc = subprocess.run(
             [sys.executable, str(BENCHMARKS / "drunk_spider_transfer.py"), *flag],
             capture_output=True,
