@@ -7,9 +7,14 @@ and the pair's Monte-Carlo one-step failure probability P1 under the task's nois
 discounted failure probability, which is at least P1; a failing pair with P1 >= eps_safe but
 Q_safe < eps_safe is one the mask would have rejected with a calibrated critic.
 
-Usage: python benchmarks/failure_pairs.py CHECKPOINT [--task finetune] [--mc-samples 1000] [--eps-safe 0.1]
-The last line is ``RESULT failures=.. p1_at_least_eps=.. q_below_eps=.. maskable=..`` (maskable: failing
-pairs with P1 >= eps_safe and Q_safe < eps_safe).
+With ``--critic OTHER`` the pairs are scored by another checkpoint's critic instead (e.g. another seed's
+pretrained one), to tell whether a run failed because of its critic or of where its policy went.
+
+Usage: python benchmarks/failure_pairs.py CHECKPOINT [--critic CHECKPOINT] [--task finetune] [--mc-samples 1000]
+       [--eps-safe 0.1]
+The last line is ``RESULT failures=.. p1_at_least_eps=.. q_below_eps=.. maskable=.. false_alarms=..``
+(maskable: failing pairs with P1 >= eps_safe and Q_safe < eps_safe; false_alarms: share of the run's
+non-failing transitions with Q_safe >= eps_safe, pairs the mask would have rejected without need).
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ import torch
 from critic_calibration import hazard_distance, load_module, one_step_failure
 
 
-def failing_pairs(checkpoint: str) -> tuple[np.ndarray, np.ndarray]:
-    """States and actions of the failing transitions stored in the checkpoint's D_offline."""
+def stored_transitions(checkpoint: str) -> dict[str, np.ndarray]:
+    """The columns of the checkpoint's D_offline (obs, actions, failure, ...), one row per transition."""
     path = pathlib.Path(checkpoint) / "algorithm_state.pkl"
     if not path.is_file():
         raise SystemExit(f"{checkpoint!r} is not an SQRL Algorithm checkpoint (no {path.name})")
@@ -33,36 +38,43 @@ def failing_pairs(checkpoint: str) -> tuple[np.ndarray, np.ndarray]:
     buffer = state.get("sqrl", {}).get("offline_buffer")
     if buffer is None:
         raise SystemExit(f"{checkpoint!r} was saved without its buffers; no transitions to read")
-    columns = buffer["columns"]
-    failed = np.nonzero(columns["failure"] > 0)[0]
-    return columns["obs"][failed], columns["actions"][failed]
+    return buffer["columns"]
+
+
+def score(module, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """Q_safe of each (state, action) row."""
+    with torch.no_grad():
+        return module.q_safe(torch.as_tensor(states), torch.as_tensor(actions)[:, None]).numpy()[:, 0]
 
 
 def main() -> None:
     """Print one line per failing pair and the RESULT line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="SQRL Algorithm checkpoint saved with its buffers")
+    parser.add_argument("--critic", default=None, help="score with this checkpoint's critic (default: CHECKPOINT's)")
     parser.add_argument("--task", default="finetune", choices=["pretrain", "finetune"], help="DrunkSpider task for P1")
     parser.add_argument("--mc-samples", type=int, default=1000, help="env steps per pair for P1")
     parser.add_argument("--eps-safe", type=float, default=0.1, help="mask threshold the pairs are judged against")
     parser.add_argument("--seed", type=int, default=0, help="seed of the Monte-Carlo env steps")
     args = parser.parse_args()
-    states, actions = failing_pairs(args.checkpoint)
+    columns = stored_transitions(args.checkpoint)
+    failed = columns["failure"] > 0
+    states, actions = columns["obs"][failed], columns["actions"][failed]
+    module = load_module(args.critic or args.checkpoint)
+    eps = args.eps_safe
+    false_alarms = float(np.mean(score(module, columns["obs"][~failed], columns["actions"][~failed]) >= eps))
     if len(states) == 0:
-        print("RESULT failures=0 p1_at_least_eps=0 q_below_eps=0 maskable=0")
+        print(f"RESULT failures=0 p1_at_least_eps=0 q_below_eps=0 maskable=0 false_alarms={false_alarms:.4f}")
         return
-    module = load_module(args.checkpoint)
-    with torch.no_grad():
-        q_safe = module.q_safe(torch.as_tensor(states), torch.as_tensor(actions)[:, None]).numpy()[:, 0]
+    q_safe = score(module, states, actions)
     p1 = one_step_failure(args.task, states, actions, args.mc_samples, args.seed)
     distance = hazard_distance(states)
     print("  state (row, col)   action          Q_safe   P1     distance to hazard")
     for s, a, q, p, d in zip(states, actions, q_safe, p1, distance, strict=True):
         print(f"  ({s[0]:5.2f}, {s[1]:5.2f})     ({a[0]:+.2f}, {a[1]:+.2f})   {q:.3f}   {p:.3f}  {d:.2f}")
-    eps = args.eps_safe
     print(
         f"RESULT failures={len(p1)} p1_at_least_eps={int(np.sum(p1 >= eps))} q_below_eps={int(np.sum(q_safe < eps))} "
-        f"maskable={int(np.sum((p1 >= eps) & (q_safe < eps)))}"
+        f"maskable={int(np.sum((p1 >= eps) & (q_safe < eps)))} false_alarms={false_alarms:.4f}"
     )
 
 
