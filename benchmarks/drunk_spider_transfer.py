@@ -32,6 +32,7 @@ import ray
 from ray.rllib.core import DEFAULT_MODULE_ID
 
 from sqrl_rllib.algorithms.sqrl import SQRLConfig
+from sqrl_rllib.algorithms.sqrl.keys import check_sqrl_keys, sqrl_defaults
 from sqrl_rllib.envs.rllib import register_rllib_envs
 
 # Fine-tuning methods: SQRL (mask + Lagrangian, Q_safe frozen), SQRL-online (Q_safe keeps training on the
@@ -43,8 +44,8 @@ METHODS = {
     "SAC": {"mask_enabled": False, "lagrangian": False},
 }
 
-# The spec's eps_safe (appendix B); pretraining always uses it, fine-tuning may pick another threshold.
-EPS_SAFE = 0.1
+# The spec's eps_safe (appendix B, SQRLConfig's default); pretraining always uses it, fine-tuning may pick another.
+EPS_SAFE = sqrl_defaults()["eps_safe"]
 
 
 def run_name(method: str, eps_safe: float) -> str:
@@ -194,8 +195,10 @@ def main() -> None:
         parser.error("--resume needs --checkpoint-dir")
     if args.checkpoint_every < 0:
         parser.error("--checkpoint-every must be >= 0")
-    if not 0 < args.finetune_eps_safe < 1:
-        parser.error(f"--finetune-eps-safe must be in (0, 1), got {args.finetune_eps_safe}")
+    try:
+        check_sqrl_keys({"eps_safe": args.finetune_eps_safe})
+    except ValueError as err:
+        parser.error(f"--finetune-eps-safe: {err}")
     methods = [m for m in args.methods.split(",") if m]
     unknown = set(methods) - set(METHODS)
     if unknown:

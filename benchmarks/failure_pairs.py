@@ -27,6 +27,9 @@ import numpy as np
 import torch
 from critic_calibration import hazard_distance, load_module, one_step_failure
 
+from sqrl_rllib.algorithms.sqrl.keys import sqrl_defaults
+from sqrl_rllib.algorithms.sqrl.sqrl import SQRL_STATE
+
 
 def stored_transitions(checkpoint: str) -> dict[str, np.ndarray]:
     """The columns of the checkpoint's D_offline (obs, actions, failure, ...), one row per transition."""
@@ -35,7 +38,7 @@ def stored_transitions(checkpoint: str) -> dict[str, np.ndarray]:
         raise SystemExit(f"{checkpoint!r} is not an SQRL Algorithm checkpoint (no {path.name})")
     with path.open("rb") as f:
         state = pickle.load(f)
-    buffer = state.get("sqrl", {}).get("offline_buffer")
+    buffer = state.get(SQRL_STATE, {}).get("offline_buffer")
     if buffer is None:
         raise SystemExit(f"{checkpoint!r} was saved without its buffers; no transitions to read")
     return buffer["columns"]
@@ -54,7 +57,9 @@ def main() -> None:
     parser.add_argument("--critic", default=None, help="score with this checkpoint's critic (default: CHECKPOINT's)")
     parser.add_argument("--task", default="finetune", choices=["pretrain", "finetune"], help="DrunkSpider task for P1")
     parser.add_argument("--mc-samples", type=int, default=1000, help="env steps per pair for P1")
-    parser.add_argument("--eps-safe", type=float, default=0.1, help="mask threshold the pairs are judged against")
+    parser.add_argument(
+        "--eps-safe", type=float, default=sqrl_defaults()["eps_safe"], help="mask threshold to judge the pairs by"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the Monte-Carlo env steps")
     args = parser.parse_args()
     columns = stored_transitions(args.checkpoint)
