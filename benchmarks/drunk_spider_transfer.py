@@ -10,6 +10,7 @@ per run and the mean per method, and a last line ``RESULT sqrl_failure_rate=.. s
 Usage: python benchmarks/drunk_spider_transfer.py [--pretrain-steps N] [--finetune-steps N] [--seeds N]
        [--first-seed S] [--pretrained CKPT] [--csv PATH] [--methods SQRL,SAC] [--checkpoint-dir DIR]
        [--checkpoint-every N] [--resume] [--pretrain-noise-levels LO:HI:N] [--finetune-eps-safe EPS]
+       [--critic-fit-steps N] [--critic-failure-fraction F]
 
 With ``--checkpoint-dir`` the pretraining checkpoints (``pretrain_S``) and the fine-tuned ones (``SQRL_S``,
 ``SAC_S``) are kept there, e.g. for ``benchmarks/critic_calibration.py``; every run is also saved every
@@ -33,6 +34,7 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 
 from sqrl_rllib.algorithms.sqrl import SQRLConfig
 from sqrl_rllib.algorithms.sqrl.keys import check_sqrl_keys, sqrl_defaults
+from sqrl_rllib.algorithms.sqrl.sqrl import fit_checkpoint_safety_critic
 from sqrl_rllib.envs.rllib import register_rllib_envs
 
 # Fine-tuning methods: SQRL (mask + Lagrangian, Q_safe frozen), SQRL-online (Q_safe keeps training on the
@@ -48,14 +50,21 @@ METHODS = {
 EPS_SAFE = sqrl_defaults()["eps_safe"]
 
 
-def run_name(method: str, eps_safe: float) -> str:
-    """Label and checkpoint-directory stem of a fine-tuning run: the method, plus its eps_safe if not the default.
+def critic_fit_name(steps: int, failure_fraction: float) -> str:
+    """Suffix naming a safety-critic fit of ``steps`` SGD steps with ``failure_fraction`` failing rows."""
+    return f"fit{steps}f{failure_fraction:g}"
 
-    SAC fine-tuning has no mask, so its name ignores eps_safe and one SAC run serves every threshold.
+
+def run_name(method: str, eps_safe: float, critic_fit: str = "") -> str:
+    """Label and checkpoint-directory stem of a fine-tuning run: the method, plus its eps_safe if not the
+    default and the safety-critic fit (``critic_fit_name``) it starts from, if any.
+
+    SAC fine-tuning uses neither the mask nor Q_safe, so its name ignores both and one SAC run serves all.
     """
-    if eps_safe == EPS_SAFE or METHODS[method].get("mask_enabled", True) is False:
+    if METHODS[method].get("mask_enabled", True) is False:
         return method
-    return f"{method}-eps{eps_safe:g}"
+    name = method if eps_safe == EPS_SAFE else f"{method}-eps{eps_safe:g}"
+    return f"{name}-{critic_fit}" if critic_fit else name
 
 
 def noise_levels(text: str) -> list[float] | None:
@@ -186,6 +195,20 @@ def main() -> None:
         "runs with another value are labelled and saved as METHOD-epsX",
     )
     parser.add_argument(
+        "--critic-fit-steps",
+        type=int,
+        default=0,
+        help="after pretraining, train Q_safe alone this many more SGD steps on all of D_offline "
+        "(fit_checkpoint_safety_critic; 0: no fit); the masked runs start from the fitted checkpoint "
+        "(pretrain_S_fitNfF, runs named METHOD-fitNfF), SAC from the original one (it never reads Q_safe)",
+    )
+    parser.add_argument(
+        "--critic-failure-fraction",
+        type=float,
+        default=0.2,
+        help="with --critic-fit-steps: share of each fitting minibatch drawn from D_offline's failures, in [0, 1)",
+    )
+    parser.add_argument(
         "--methods", default="SQRL,SAC", help="comma-separated fine-tuning methods to run (SQRL, SAC; empty: none)"
     )
     args = parser.parse_args()
@@ -199,6 +222,11 @@ def main() -> None:
         check_sqrl_keys({"eps_safe": args.finetune_eps_safe})
     except ValueError as err:
         parser.error(f"--finetune-eps-safe: {err}")
+    if args.critic_fit_steps < 0:
+        parser.error("--critic-fit-steps must be >= 0")
+    if not 0.0 <= args.critic_failure_fraction < 1.0:
+        parser.error("--critic-failure-fraction must lie in [0, 1)")
+    critic_fit = critic_fit_name(args.critic_fit_steps, args.critic_failure_fraction) if args.critic_fit_steps else ""
     methods = [m for m in args.methods.split(",") if m]
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -209,11 +237,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint_dir = pathlib.Path(args.checkpoint_dir or tmp)
         for seed in range(args.first_seed, args.first_seed + args.seeds):
+            levels = args.pretrain_noise_levels
+            env_extra = {"action_noise_levels": levels} if levels else None
             if args.pretrained:
                 checkpoint = args.pretrained
             else:
-                levels = args.pretrain_noise_levels
-                env_extra = {"action_noise_levels": levels} if levels else None
                 keep = checkpoint_dir / f"pretrain_{seed}"
                 run(
                     config("pretrain", "pretrain", seed, env_extra=env_extra),
@@ -224,14 +252,24 @@ def main() -> None:
                     args.checkpoint_every,
                 )
                 checkpoint = str(keep)
+            masked_checkpoint = checkpoint
+            if critic_fit and any(METHODS[m].get("mask_enabled", True) for m in methods):
+                masked_checkpoint = fit_checkpoint_safety_critic(
+                    config("pretrain", "pretrain", seed, env_extra=env_extra),
+                    checkpoint,
+                    checkpoint_dir / f"pretrain_{seed}_{critic_fit}",
+                    args.critic_fit_steps,
+                    args.critic_failure_fraction,
+                )
             for method in methods:
-                name = run_name(method, args.finetune_eps_safe)
+                name = run_name(method, args.finetune_eps_safe, critic_fit)
+                masked = METHODS[method].get("mask_enabled", True)
                 cfg = config(
                     "finetune",
                     "finetune",
                     seed,
                     eps_safe=args.finetune_eps_safe,
-                    pretrained_checkpoint=checkpoint,
+                    pretrained_checkpoint=masked_checkpoint if masked else checkpoint,
                     **METHODS[method],
                 )
                 row = run(
@@ -242,7 +280,10 @@ def main() -> None:
                     args.resume,
                     args.checkpoint_every,
                 )
-                rows.append({"method": method, "eps_safe": args.finetune_eps_safe, "seed": seed, **row})
+                fit = critic_fit if masked else ""
+                rows.append(
+                    {"method": method, "eps_safe": args.finetune_eps_safe, "critic_fit": fit, "seed": seed, **row}
+                )
     if not rows:
         return
     table = pd.DataFrame(rows)

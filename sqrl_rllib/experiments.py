@@ -39,6 +39,12 @@ STAGE_KEYS = {
     "stop": "Tune stop criteria, e.g. {num_env_steps_sampled_lifetime: 50000}.",
     "sqrl": "SQRL safety keys for this stage.",
     "grid": "finetune only: lists of eps_safe / gamma_safe values, crossed into a Tune grid.",
+    "critic_fit": "pretrain only: fit Q_safe on all pretraining data before fine-tuning "
+    "({num_steps, failure_fraction}; SQRL.fit_safety_critic).",
+}
+CRITIC_FIT_KEYS = {
+    "num_steps": "safety-critic SGD steps on D_offline after pretraining (integer >= 1).",
+    "failure_fraction": "share of each of those minibatches drawn from the failing transitions, in [0, 1).",
 }
 QUICK_KEYS = {
     "pretrain_steps": "env steps of pretraining under --quick.",
@@ -47,6 +53,7 @@ QUICK_KEYS = {
     "num_steps_sampled_before_learning_starts": "learning starts under --quick.",
     "num_action_samples": "K under --quick.",
     "hidden": "network sizes under --quick.",
+    "critic_fit_steps": "pretrain.critic_fit.num_steps under --quick.",
 }
 TOP_KEYS = {
     "name": "experiment name (run directory name).",
@@ -132,7 +139,7 @@ def _allowed_keys(path: list[str], experiment: dict[str, Any]):
             "quick": QUICK_KEYS,
         }.get(section)
     if len(path) == 3 and section in ("pretrain", "finetune"):
-        return {"sqrl": SQRL_KEYS, "grid": GRID_KEYS, "stop": STOP_KEYS}.get(path[1])
+        return {"sqrl": SQRL_KEYS, "grid": GRID_KEYS, "stop": STOP_KEYS, "critic_fit": CRITIC_FIT_KEYS}.get(path[1])
     return None
 
 
@@ -145,6 +152,8 @@ def apply_quick(experiment: dict[str, Any]) -> None:
     training = experiment.setdefault("training", {})
     if "num_steps_sampled_before_learning_starts" in quick:
         training["num_steps_sampled_before_learning_starts"] = quick["num_steps_sampled_before_learning_starts"]
+    if experiment["pretrain"].get("critic_fit") and "critic_fit_steps" in quick:
+        experiment["pretrain"]["critic_fit"]["num_steps"] = quick["critic_fit_steps"]
     for stage in ("pretrain", "finetune"):
         sqrl = experiment[stage].setdefault("sqrl", {})
         for key in ("num_action_samples", "hidden"):
@@ -185,6 +194,8 @@ def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> N
         if grid and stage == "pretrain":
             raise ExperimentError("pretrain.grid is not supported: the grid crosses fine-tuning trials.")
         _check_mapping(grid, GRID_KEYS, f"{stage}.grid")
+        if "critic_fit" in spec:
+            _check_critic_fit(spec, stage)
         for values in [{}] + _grid_points(grid):
             try:
                 check_sqrl_keys({"phase": stage, **(spec.get("sqrl") or {}), **values})
@@ -192,6 +203,23 @@ def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> N
                 raise ExperimentError(f"{stage}: {err}") from None
         if check_env:
             _check_env(experiment["env"], spec.get("env_config") or {}, stage)
+
+
+def _check_critic_fit(spec: dict[str, Any], stage: str) -> None:
+    fit = spec["critic_fit"]
+    if stage != "pretrain":
+        raise ExperimentError(f"{stage}.critic_fit is not supported: Q_safe is fitted on the pretraining data.")
+    _check_mapping(fit, CRITIC_FIT_KEYS, "pretrain.critic_fit")
+    steps, fraction = fit.get("num_steps"), fit.get("failure_fraction", 0.0)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ExperimentError(f"pretrain.critic_fit.num_steps={steps!r} is invalid: must be an integer >= 1.")
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 <= fraction < 1:
+        raise ExperimentError(f"pretrain.critic_fit.failure_fraction={fraction!r} is invalid: must lie in [0, 1).")
+    if (spec.get("sqrl") or {}).get("checkpoint_replay") is False:
+        raise ExperimentError(
+            "pretrain.critic_fit needs the pretraining data in the checkpoint: "
+            "drop pretrain.sqrl.checkpoint_replay=false."
+        )
 
 
 def _grid_points(grid: dict[str, Any]) -> list[dict[str, Any]]:

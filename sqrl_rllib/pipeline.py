@@ -84,6 +84,7 @@ def run_pipeline(
     from ray import tune
 
     from sqrl_rllib.algorithms.sqrl import SQRL
+    from sqrl_rllib.algorithms.sqrl.sqrl import fit_checkpoint_safety_critic
     from sqrl_rllib.envs.rllib import register_rllib_envs
 
     if not ray.is_initialized():
@@ -99,6 +100,15 @@ def run_pipeline(
     pre_results = stage("pretrain", build_config(experiment, "pretrain").debugging(seed=0))
     pre_result = pre_results[0]
     checkpoint = pre_result.checkpoint.path
+    fit = experiment["pretrain"].get("critic_fit")
+    if fit:
+        checkpoint = fit_checkpoint_safety_critic(
+            build_config(experiment, "pretrain").debugging(seed=0),
+            checkpoint,
+            os.path.join(run_dir, "pretrain_critic_fit"),
+            int(fit["num_steps"]),
+            float(fit.get("failure_fraction", 0.0)),
+        )
     print(f"[sqrl] pretraining done; fine-tuning starts from {checkpoint}", flush=True)
 
     grid = experiment["finetune"].get("grid") or {}

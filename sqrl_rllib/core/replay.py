@@ -64,6 +64,14 @@ class ColumnarReplay:
         idx = rng.integers(0, self.size, size=batch_size)
         return {name: col[idx] for name, col in self.columns.items()}
 
+    def sample_failures(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Uniformly sample ``batch_size`` failing transitions (with replacement); returns columns."""
+        failing = np.flatnonzero(self.columns["failure"][: self.size] > 0.5)
+        if len(failing) == 0:
+            raise ValueError("the replay buffer holds no failing transition")
+        idx = failing[rng.integers(0, len(failing), size=batch_size)]
+        return {name: col[idx] for name, col in self.columns.items()}
+
     def all(self) -> dict[str, np.ndarray]:
         """Every stored transition, oldest first."""
         if self.size < self.capacity:
@@ -158,4 +166,23 @@ def mixed_sample(
         column = np.empty((batch_size, *on[key].shape[1:]), dtype=on[key].dtype)
         column[~from_offline], column[from_offline] = on[key], off[key]
         rows[key] = column
+    return rows
+
+
+def failure_enriched_sample(
+    offline: ColumnarReplay, batch_size: int, failure_fraction: float, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Rows of D_offline, each drawn from its failing transitions with probability ``failure_fraction``.
+
+    Failures are rare in D_offline (well under 1% of DrunkSpider's pretraining data), so a uniform
+    sample holds too few to pin Q_safe down at the edges of the failure region; over-drawing them
+    biases Q_safe upwards, the conservative side for a mask that trusts Q_safe < eps_safe.
+    """
+    rows = offline.sample(batch_size, rng)
+    from_failures = rng.random(batch_size) < failure_fraction
+    n = int(from_failures.sum())
+    if n:
+        failing = offline.sample_failures(n, rng)
+        for key, column in rows.items():
+            column[from_failures] = failing[key]
     return rows

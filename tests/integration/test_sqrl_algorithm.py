@@ -58,6 +58,18 @@ def test_pretrain_then_finetune_starts_from_pretrained_weights(ray_local, tmp_pa
     assert "safety_loss" in learner and "alpha" in learner
     checkpoint = pre.save_to_path(str(tmp_path / "pretrain"))
     pretrained = {k: v.clone() for k, v in module_state(pre).items()}
+
+    # Fitting Q_safe further on D_offline moves the safety critic and nothing else.
+    with pytest.raises(ValueError, match="failure_fraction"):
+        pre.fit_safety_critic(5, failure_fraction=1.0)
+    with pytest.raises(ValueError, match="num_steps"):
+        pre.fit_safety_critic(0)
+    stats = pre.fit_safety_critic(12, chunk=5)
+    assert stats["safety_loss"] > 0
+    assert optimizer_steps(pre, "safety") == sqrl["num_safety_critic_steps"] + 12
+    fitted = module_state(pre)
+    for key, tensor in pretrained.items():
+        assert torch.equal(tensor, fitted[key]) != ("safety_critic." in key), key
     pre.stop()
 
     # A new eps_safe below every Q_safe of the barely trained critic: the constraint is violated, so

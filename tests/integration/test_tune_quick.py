@@ -1,5 +1,6 @@
 """`python -m sqrl_rllib.tune drunk_spider --quick` end to end: table, CSV, Parquet, plots, TensorBoard."""
 
+import json
 import subprocess
 import sys
 
@@ -18,6 +19,9 @@ def test_quick_drunk_spider_pipeline(tmp_path):
     run_dir = tmp_path / "drunk_spider_quick"
     table = pd.read_parquet(run_dir / "results.parquet")
     assert list(table["stage"]) == ["pretrain", "finetune"]
+    # drunk_spider.yaml fits Q_safe on the pretraining data before fine-tuning (quick: 500 steps).
+    fit = json.loads((run_dir / "pretrain_critic_fit" / "complete.json").read_text())
+    assert fit["num_steps"] == 500 and fit["safety_loss"] > 0
     assert (table["env_steps"] > 0).all() and (table["episodes"] > 0).all()
     assert pd.read_csv(run_dir / "results.csv").shape == table.shape
     for plot in ("return.png", "cumulative_failures.png"):

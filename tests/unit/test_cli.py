@@ -21,6 +21,11 @@ from sqrl_rllib.tune import main
         (["drunk_spider", "--set", "pretrain.sqrl.num_action_samples=0"], "num_action_samples"),
         (["drunk_spider", "--set", "nonsense"], "KEY=VALUE"),
         (["drunk_spider", "--num-seeds", "0"], "--num-seeds"),
+        (["drunk_spider", "--set", "pretrain.critic_fit.num_steps=0"], "critic_fit.num_steps"),
+        (["drunk_spider", "--set", "pretrain.critic_fit.failure_fraction=1.0"], "critic_fit.failure_fraction"),
+        (["drunk_spider", "--set", "pretrain.critic_fit.steps=10"], "unknown key 'steps'"),
+        (["drunk_spider", "--set", "finetune.critic_fit.num_steps=10"], "finetune.critic_fit is not supported"),
+        (["drunk_spider", "--set", "pretrain.sqrl.checkpoint_replay=false"], "checkpoint_replay"),
     ],
 )
 def test_bad_input_exits_2_without_ray(argv, needle, capsys):

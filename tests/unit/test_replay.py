@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sqrl_rllib.core.replay import ColumnarReplay, OnlineSafetyBuffer, mixed_sample
+from sqrl_rllib.core.replay import ColumnarReplay, OnlineSafetyBuffer, failure_enriched_sample, mixed_sample
 
 
 def chunk(n, start=0.0):
@@ -66,3 +66,28 @@ def test_mixed_sample_interleaves_online_and_offline_rows():
     assert (mixed_sample(online, offline, 500, 1.0, rng)["rewards"] >= 100).all()
     # An empty D_offline (nothing stored yet) falls back to D_safe.
     assert (mixed_sample(online, ColumnarReplay(10, 1, 1), 50, 0.5, rng)["rewards"] < 100).all()
+
+
+def test_failure_enriched_sample_over_draws_failures_at_the_asked_share():
+    rng = np.random.default_rng(0)
+    offline = ColumnarReplay(1000, 1, 1)
+    failure = np.zeros(1000, np.float32)
+    failure[::100] = 1.0  # 1% failing rows
+    offline.add(
+        {
+            "obs": np.arange(1000, dtype=np.float32)[:, None],
+            "actions": np.zeros((1000, 1), np.float32),
+            "rewards": np.zeros(1000, np.float32),
+            "next_obs": np.zeros((1000, 1), np.float32),
+            "terminated": failure,
+            "failure": failure,
+        }
+    )
+    rows = failure_enriched_sample(offline, 20000, 0.3, rng)
+    # 30% drawn from failures plus 1% of the uniform 70%.
+    assert rows["failure"].mean() == pytest.approx(0.307, abs=0.015)
+    # Rows stay whole: a failing row keeps its own observation.
+    assert (rows["obs"][rows["failure"] > 0.5, 0] % 100 == 0).all()
+    assert failure_enriched_sample(offline, 5000, 0.0, rng)["failure"].mean() < 0.03
+    with pytest.raises(ValueError, match="no failing"):
+        ColumnarReplay(10, 1, 1).sample_failures(3, rng)

@@ -9,7 +9,7 @@ import pytest
 
 BENCHMARKS = pathlib.Path(__file__).parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
-from drunk_spider_transfer import EPS_SAFE, METHODS, config, noise_levels, run_name  # noqa: E402
+from drunk_spider_transfer import EPS_SAFE, METHODS, config, critic_fit_name, noise_levels, run_name  # noqa: E402
 
 
 def test_noise_levels_parse_ranges_lists_and_none():
@@ -31,6 +31,12 @@ def test_run_names_keep_default_runs_and_share_sac_across_thresholds():
     assert run_name("SQRL", 0.003) == "SQRL-eps0.003"
     assert run_name("SQRL-online", 0.02) == "SQRL-online-eps0.02"
     assert run_name("SAC", 0.003) == "SAC"
+    fit = critic_fit_name(4000, 0.2)
+    assert fit == "fit4000f0.2"
+    assert run_name("SQRL", EPS_SAFE, fit) == "SQRL-fit4000f0.2"
+    assert run_name("SQRL", 0.02, fit) == "SQRL-eps0.02-fit4000f0.2"
+    # SAC never reads Q_safe, so a fitted critic does not make it a different run.
+    assert run_name("SAC", EPS_SAFE, fit) == "SAC"
 
 
 def test_finetune_threshold_reaches_the_config():
@@ -39,7 +45,13 @@ def test_finetune_threshold_reaches_the_config():
 
 
 def test_bad_flags_fail_before_ray_starts():
-    for flag in (["--methods", "PPO"], ["--pretrain-noise-levels", "loud"], ["--finetune-eps-safe", "1.5"]):
+    for flag in (
+        ["--methods", "PPO"],
+        ["--pretrain-noise-levels", "loud"],
+        ["--finetune-eps-safe", "1.5"],
+        ["--critic-failure-fraction", "1"],
+        ["--critic-fit-steps", "-3"],
+    ):
         proc = subprocess.run(
             [sys.executable, str(BENCHMARKS / "drunk_spider_transfer.py"), *flag],
             capture_output=True,

@@ -14,10 +14,15 @@ restores the policy, the twin critics and their targets, alpha, nu and Q_safe (a
 RLModule's state) from the checkpoint; optimizers start fresh (fine-tuning is a new problem with
 a new loss, and Adam's moments from pretraining would carry the old task's gradient scale).
 The env, its task and eps_safe may all differ from pretraining.
+
+Before saving the pretraining checkpoint, ``algo.fit_safety_critic(num_steps, failure_fraction)``
+(or, on a saved checkpoint, :func:`fit_checkpoint_safety_critic`; the Tune pipeline's
+``pretrain.critic_fit``) trains Q_safe further on all of D_offline, failures over-drawn.
 """
 
 from __future__ import annotations
 
+import json
 import pathlib
 from typing import Any
 
@@ -45,7 +50,7 @@ from sqrl_rllib.algorithms.sqrl.torch.sqrl_torch_rl_module import (
     SAFE_OBS,
     SAFE_TERMINATED,
 )
-from sqrl_rllib.core.replay import ColumnarReplay, OnlineSafetyBuffer, mixed_sample
+from sqrl_rllib.core.replay import ColumnarReplay, OnlineSafetyBuffer, failure_enriched_sample, mixed_sample
 from sqrl_rllib.envs.rllib import register_rllib_envs
 
 # Where an RLlib Algorithm checkpoint keeps the RLModule's state.
@@ -226,12 +231,7 @@ class SQRL(SAC):
         cfg = self.config
         batch_size = cfg.train_batch_size_per_learner
         sac_steps = max(1, round(new_steps * cfg.updates_per_env_step))
-        timesteps = {
-            NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME)),
-            NUM_AGENT_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
-                (ENV_RUNNER_RESULTS, NUM_AGENT_STEPS_SAMPLED_LIFETIME), default={}
-            ),
-        }
+        timesteps = self._timesteps()
         trains_safety = (cfg.phase == "pretrain" or cfg.finetune_safety_critic) and len(self.safety_buffer) > 0
         self._counters["since_safety"] += sac_steps
         rounds = self._counters["since_safety"] // cfg.safety_update_every
@@ -262,6 +262,58 @@ class SQRL(SAC):
             policies=[DEFAULT_MODULE_ID],
             inference_only=True,
         )
+
+    def _timesteps(self) -> dict[str, Any]:
+        return {
+            NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
+                (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0
+            ),
+            NUM_AGENT_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
+                (ENV_RUNNER_RESULTS, NUM_AGENT_STEPS_SAMPLED_LIFETIME), default={}
+            ),
+        }
+
+    def fit_safety_critic(self, num_steps: int, failure_fraction: float = 0.0, chunk: int = 500) -> dict[str, float]:
+        """Train Q_safe alone for ``num_steps`` SGD steps on all of D_offline; returns the last loss stats.
+
+        Meant for the end of pretraining: during Algorithm 1, Q_safe mostly sees the latest episodes,
+        and where the final policy rarely goes (the edges of the failure region) it underestimates
+        the risk (benchmarks/README.md, "failure pairs"). Here every pretraining transition counts,
+        with a share ``failure_fraction`` of each minibatch drawn from the failing ones. The loss,
+        gamma_safe and the target network are those of the training rounds; the policy, the SAC
+        critics, alpha and nu are not touched, so SAC fine-tuning from the result equals SAC
+        fine-tuning from the original checkpoint.
+        """
+        if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+            raise ValueError(f"fit_safety_critic: num_steps={num_steps!r} must be an integer >= 1")
+        if not 0.0 <= failure_fraction < 1.0:
+            raise ValueError(f"fit_safety_critic: failure_fraction={failure_fraction!r} must lie in [0, 1)")
+        if len(self.offline_buffer) == 0:
+            raise ValueError("fit_safety_critic: D_offline is empty (a checkpoint saved with checkpoint_replay=False?)")
+        if (
+            failure_fraction > 0
+            and not (self.offline_buffer.columns["failure"][: len(self.offline_buffer)] > 0.5).any()
+        ):
+            raise ValueError("fit_safety_critic: failure_fraction > 0 but D_offline holds no failure")
+        batch_size = self.config.train_batch_size_per_learner
+        stats: dict[str, float] = {}
+        for start in range(0, num_steps, chunk):
+            steps = min(chunk, num_steps - start)
+            rows = failure_enriched_sample(self.offline_buffer, steps * batch_size, failure_fraction, self._rng)
+            results = self.learner_group.update(
+                batch=_safety_batch(rows), minibatch_size=None, num_epochs=1, timesteps=self._timesteps()
+            )
+            learner = results[0] if isinstance(results, list) else results
+            stats = {
+                key: float(np.asarray(value.peek() if hasattr(value, "peek") else value))
+                for key, value in learner.get(DEFAULT_MODULE_ID, {}).items()
+                if key.startswith(("safety_loss", "q_safe_"))
+            }
+            self._counters["safety_steps"] += steps
+        self.env_runner_group.sync_weights(
+            from_worker_or_learner_group=self.learner_group, policies=[DEFAULT_MODULE_ID], inference_only=True
+        )
+        return stats
 
     def _safety_rows(self, n: int) -> dict[str, np.ndarray]:
         return mixed_sample(self.safety_buffer, self.offline_buffer, n, self.config.safety_offline_fraction, self._rng)
@@ -322,6 +374,41 @@ class SQRL(SAC):
             if "offline_buffer" in sqrl_state:
                 self.offline_buffer.set_state(sqrl_state["offline_buffer"])
                 self.safety_buffer.set_state(sqrl_state["safety_buffer"])
+
+
+def fit_checkpoint_safety_critic(
+    config: SQRLConfig, checkpoint: str, directory: str | pathlib.Path, num_steps: int, failure_fraction: float
+) -> str:
+    """Save to ``directory`` the pretraining ``checkpoint`` with Q_safe fitted further on its D_offline.
+
+    ``config`` is the pretraining config (it builds the Algorithm the checkpoint is restored into).
+    A ``directory`` finished by an earlier call (it holds ``complete.json``) is reused, so a resumed
+    pipeline does not fit twice. Pretraining data without any failure is fitted with
+    ``failure_fraction=0`` (and says so). Returns the fitted checkpoint's path.
+    """
+    directory = pathlib.Path(directory)
+    marker = directory / "complete.json"
+    if marker.exists():
+        print(f"[sqrl] reusing the fitted safety critic in {directory}", flush=True)
+        return str(directory)
+    algo = config.copy(copy_frozen=False).env_runners(num_env_runners=0).build_algo()
+    try:
+        algo.restore_from_path(str(checkpoint))
+        failures = int((algo.offline_buffer.columns["failure"][: len(algo.offline_buffer)] > 0.5).sum())
+        if failure_fraction > 0 and failures == 0:
+            print("[sqrl] the pretraining data holds no failure: fitting Q_safe with failure_fraction=0", flush=True)
+            failure_fraction = 0.0
+        stats = algo.fit_safety_critic(num_steps, failure_fraction)
+        print(
+            f"[sqrl] Q_safe fitted {num_steps} steps on {len(algo.offline_buffer)} pretraining transitions "
+            f"({failures} failing, failure_fraction {failure_fraction}): {stats}",
+            flush=True,
+        )
+        algo.save_to_path(str(directory))
+    finally:
+        algo.stop()
+    marker.write_text(json.dumps({"num_steps": num_steps, "failure_fraction": failure_fraction, **stats}))
+    return str(directory)
 
 
 def _train_batch(rows: dict[str, np.ndarray]) -> MultiAgentBatch:
