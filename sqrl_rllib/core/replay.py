@@ -64,9 +64,13 @@ class ColumnarReplay:
         idx = rng.integers(0, self.size, size=batch_size)
         return {name: col[idx] for name, col in self.columns.items()}
 
+    def failing_indices(self) -> np.ndarray:
+        """Row indices of the stored failing transitions."""
+        return np.flatnonzero(self.columns["failure"][: self.size] > 0.5)
+
     def sample_failures(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Uniformly sample ``batch_size`` failing transitions (with replacement); returns columns."""
-        failing = np.flatnonzero(self.columns["failure"][: self.size] > 0.5)
+        failing = self.failing_indices()
         if len(failing) == 0:
             raise ValueError("the replay buffer holds no failing transition")
         idx = failing[rng.integers(0, len(failing), size=batch_size)]

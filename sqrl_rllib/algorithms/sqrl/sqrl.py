@@ -290,10 +290,7 @@ class SQRL(SAC):
             raise ValueError(f"fit_safety_critic: failure_fraction={failure_fraction!r} must lie in [0, 1)")
         if len(self.offline_buffer) == 0:
             raise ValueError("fit_safety_critic: D_offline is empty (a checkpoint saved with checkpoint_replay=False?)")
-        if (
-            failure_fraction > 0
-            and not (self.offline_buffer.columns["failure"][: len(self.offline_buffer)] > 0.5).any()
-        ):
+        if failure_fraction > 0 and len(self.offline_buffer.failing_indices()) == 0:
             raise ValueError("fit_safety_critic: failure_fraction > 0 but D_offline holds no failure")
         batch_size = self.config.train_batch_size_per_learner
         stats: dict[str, float] = {}
@@ -394,7 +391,7 @@ def fit_checkpoint_safety_critic(
     algo = config.copy(copy_frozen=False).env_runners(num_env_runners=0).build_algo()
     try:
         algo.restore_from_path(str(checkpoint))
-        failures = int((algo.offline_buffer.columns["failure"][: len(algo.offline_buffer)] > 0.5).sum())
+        failures = len(algo.offline_buffer.failing_indices())
         if failure_fraction > 0 and failures == 0:
             print("[sqrl] the pretraining data holds no failure: fitting Q_safe with failure_fraction=0", flush=True)
             failure_fraction = 0.0
