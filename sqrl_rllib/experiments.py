@@ -49,7 +49,7 @@ CRITIC_FIT_KEYS = {
 QUICK_KEYS = {
     "pretrain_steps": "env steps of pretraining under --quick.",
     "finetune_steps": "env steps of each fine-tuning trial under --quick.",
-    "num_seeds": "seeds under --quick.",
+    "num_seeds": "seeds under --quick: seeds 0..N-1 in both stages (default 1: one seed, seed 0).",
     "num_steps_sampled_before_learning_starts": "learning starts under --quick.",
     "num_action_samples": "K under --quick.",
     "hidden": "network sizes under --quick.",
@@ -60,13 +60,18 @@ TOP_KEYS = {
     "env": "registered gymnasium id of the env (any env whose info carries 'failure').",
     "pretrain": "pretraining stage.",
     "finetune": "fine-tuning stage.",
-    "num_seeds": "seeds per fine-tuning grid point.",
+    "seeds": "list of distinct non-negative integer seeds (default [0]). Each seed runs its own pretraining "
+    "trial (and critic fit), and every fine-tuning grid point once per seed, from that seed's checkpoint.",
+    "num_seeds": "shorthand for seeds: [0, 1, ..., N-1] (integer >= 1); give seeds or num_seeds, not both.",
     "training": "SAC training keys shared by both stages.",
     "resources": "EnvRunner / Learner resources per trial.",
     "quick": "shrunken step counts used by --quick.",
 }
 GRID_KEYS = ("eps_safe", "gamma_safe")
 STOP_KEYS = ("num_env_steps_sampled_lifetime", "training_iteration", "time_total_s")
+SEED_KEYS = ("seeds", "num_seeds")
+# Seeds feed random.seed / np.random.seed (< 2**32) after RLlib adds the EnvRunner index: stay well below.
+MAX_SEED = 2**31 - 1
 
 
 class ExperimentError(ValueError):
@@ -148,6 +153,8 @@ def apply_quick(experiment: dict[str, Any]) -> None:
     quick = experiment.get("quick") or {}
     experiment["pretrain"]["stop"] = {"num_env_steps_sampled_lifetime": quick.get("pretrain_steps", 1000)}
     experiment["finetune"]["stop"] = {"num_env_steps_sampled_lifetime": quick.get("finetune_steps", 500)}
+    # --quick runs quick.num_seeds seeds (0..N-1) whatever the file's seeds / num_seeds say.
+    experiment.pop("seeds", None)
     experiment["num_seeds"] = quick.get("num_seeds", 1)
     training = experiment.setdefault("training", {})
     if "num_steps_sampled_before_learning_starts" in quick:
@@ -175,9 +182,12 @@ def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> N
         for sub, value in (experiment.get(key) or {}).items():
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or math.isnan(value):
                 raise ExperimentError(f"{key}.{sub}={value!r} is invalid: must be a number >= 0.")
-    seeds = experiment.get("num_seeds", 1)
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ExperimentError(f"num_seeds={seeds!r} is invalid: must be an integer >= 1.")
+    _check_one_seed_key(experiment, "the experiment")
+    if "seeds" in experiment:
+        check_seeds(experiment["seeds"], "seeds")
+    num_seeds = experiment.get("num_seeds", 1)
+    if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
+        raise ExperimentError(f"num_seeds={num_seeds!r} is invalid: must be an integer >= 1.")
     for stage in ("pretrain", "finetune"):
         spec = experiment[stage]
         _check_mapping(spec, STAGE_KEYS, stage)
@@ -203,6 +213,65 @@ def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> N
                 raise ExperimentError(f"{stage}: {err}") from None
         if check_env:
             _check_env(experiment["env"], spec.get("env_config") or {}, stage)
+
+
+def experiment_seeds(experiment: dict[str, Any]) -> list[int]:
+    """The seeds both stages run: ``seeds``, else ``range(num_seeds)``, else ``[0]``."""
+    if "seeds" in experiment:
+        return [int(s) for s in experiment["seeds"]]
+    return list(range(int(experiment.get("num_seeds", 1))))
+
+
+def check_seeds(seeds: Any, where: str, shown: str | None = None) -> list[int]:
+    """Check a list of seeds: non-empty, distinct integers in [0, 2**31 - 1].
+
+    ``where`` names the key or flag in the message (``seeds``, ``--seeds``), ``shown`` is the value as
+    the user wrote it (default: its repr). Returns the seeds; raises ExperimentError.
+    """
+    flag = where.startswith("--")
+    example = "e.g. --seeds 3,7,11" if flag else "e.g. [0, 1, 2]"
+    head = f"{where} {shown}" if flag and shown is not None else f"{where}={seeds!r}"
+    if not isinstance(seeds, list) or not seeds:
+        raise ExperimentError(
+            f"{head} is invalid: must be a non-empty list of distinct non-negative integers, {example}."
+        )
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ExperimentError(
+                f"{head} is invalid: {seed!r} is not an integer in [0, {MAX_SEED}]; "
+                f"seeds must be distinct non-negative integers, {example}."
+            )
+    duplicates = sorted({s for s in seeds if seeds.count(s) > 1})
+    if duplicates:
+        raise ExperimentError(
+            f"{head} is invalid: {', '.join(map(str, duplicates))} given more than once; "
+            f"seeds must be distinct, {example}."
+        )
+    return list(seeds)
+
+
+def parse_seeds(text: str, flag: str = "--seeds") -> list[int]:
+    """Parse a comma-separated seed list (``--seeds 3,7,11``) and check it like the ``seeds`` key."""
+    if not text.strip():
+        raise ExperimentError(f"{flag} {text!r} is invalid: give at least one seed, e.g. {flag} 3,7,11.")
+    seeds: list[Any] = []
+    for item in (item.strip() for item in text.split(",")):
+        try:
+            seeds.append(int(item))
+        except ValueError:
+            raise ExperimentError(
+                f"{flag} {text} is invalid: {item!r} is not an integer; "
+                f"give comma-separated non-negative integers, e.g. {flag} 3,7,11."
+            ) from None
+    return check_seeds(seeds, flag, shown=text)
+
+
+def _check_one_seed_key(experiment: dict[str, Any], where: str) -> None:
+    if all(key in experiment for key in SEED_KEYS):
+        raise ExperimentError(
+            f"{where} gives both seeds={experiment['seeds']!r} and num_seeds={experiment['num_seeds']!r}: "
+            "keep one (num_seeds: N is shorthand for seeds: [0, ..., N-1])."
+        )
 
 
 def _check_critic_fit(spec: dict[str, Any], stage: str) -> None:
@@ -254,19 +323,55 @@ def _check_env(env_id: str, env_config: dict[str, Any], stage: str) -> None:
     env.close()
 
 
-def prepare_experiment(name_or_path: str, overrides: list[str], quick: bool, num_seeds: int | None) -> dict:
-    """Load, override, shrink (``--quick``) and validate an experiment; returns a fresh dict."""
+def prepare_experiment(
+    name_or_path: str,
+    overrides: list[str],
+    quick: bool,
+    num_seeds: int | None,
+    seeds: list[int] | None = None,
+) -> dict:
+    """Load, override, shrink (``--quick``) and validate an experiment; returns a fresh dict.
+
+    The seeds come from, last one winning: the file's ``seeds`` / ``num_seeds`` (not both), ``--quick``
+    (``quick.num_seeds``), ``--set seeds=[..]`` / ``--set num_seeds=N`` (not both), then ``seeds`` /
+    ``num_seeds`` here (the ``--seeds`` / ``--num-seeds`` flags, not both). Each of these replaces the
+    seed choice before it.
+    """
+    if seeds is not None and num_seeds is not None:
+        raise ExperimentError(
+            f"--seeds {','.join(map(str, seeds))} and --num-seeds {num_seeds} both given: use one "
+            "(--num-seeds N is shorthand for --seeds 0,1,...,N-1)."
+        )
+    if num_seeds is not None and (isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1):
+        raise ExperimentError(f"--num-seeds={num_seeds!r} is invalid: must be an integer >= 1.")
+    if seeds is not None:
+        check_seeds(list(seeds), "--seeds", shown=",".join(map(str, seeds)))
     experiment = copy.deepcopy(load_experiment(name_or_path))
+    _check_one_seed_key(experiment, f"The experiment {name_or_path!r}")
     # quick.* overrides shape --quick itself; every other --set is applied after it, so it always wins.
     quick_first = [a for a in overrides if a.strip().startswith("quick.")]
     for assignment in quick_first:
         apply_override(experiment, assignment)
     if quick:
         apply_quick(experiment)
+    set_seed_keys = {a.split("=", 1)[0].strip() for a in overrides} & set(SEED_KEYS)
+    if len(set_seed_keys) == 2:
+        raise ExperimentError(
+            "--set seeds=... and --set num_seeds=... both given: use one "
+            "(num_seeds=N is shorthand for seeds=[0, ..., N-1])."
+        )
+    for key in set_seed_keys:  # a --set seed key replaces the file's (or --quick's) choice
+        for other in SEED_KEYS:
+            if other != key:
+                experiment.pop(other, None)
     for assignment in overrides:
         if assignment not in quick_first:
             apply_override(experiment, assignment)
-    if num_seeds is not None:
+    if seeds is not None:
+        experiment.pop("num_seeds", None)
+        experiment["seeds"] = list(seeds)
+    elif num_seeds is not None:
+        experiment.pop("seeds", None)
         experiment["num_seeds"] = num_seeds
     validate_experiment(experiment)
     return experiment

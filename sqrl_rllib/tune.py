@@ -1,7 +1,8 @@
 """``python -m sqrl_rllib.tune EXPERIMENT``: SQRL pretraining, then a fine-tuning grid, on Ray Tune.
 
-Stage 1 runs the pretraining trial under ``tune.Tuner``; stage 2 runs fine-tuning trials (grid over
-eps_safe x gamma_safe x seed), each starting from stage 1's checkpoint in the run's storage path.
+Stage 1 runs one pretraining trial per seed under ``tune.Tuner`` (a grid over the seed); stage 2 runs
+fine-tuning trials (grid over eps_safe x gamma_safe x seed), each starting from the stage-1 checkpoint of
+its own seed in the run's storage path.
 Locally an embedded Ray is started; with ``RAY_ADDRESS`` set (or under ``ray job submit``) the
 existing cluster is used. The run ends with a results table, written as CSV and Parquet, plots of
 return and cumulative failures, and TensorBoard event files for every trial under the run directory.
@@ -15,7 +16,7 @@ import pathlib
 import sys
 from typing import Any
 
-from sqrl_rllib.experiments import ExperimentError, available_experiments, prepare_experiment
+from sqrl_rllib.experiments import ExperimentError, available_experiments, parse_seeds, prepare_experiment
 
 DEFAULT_STORAGE = "~/sqrl_results"
 
@@ -45,7 +46,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where runs are stored: a local directory or a cloud URI visible to every node "
         f"(default: $SQRL_STORAGE_PATH or {DEFAULT_STORAGE})",
     )
-    parser.add_argument("--num-seeds", type=int, default=None, help="seeds per fine-tuning grid point")
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        metavar="S1,S2,...",
+        help="comma-separated distinct non-negative seeds, e.g. --seeds 3,7,11: one pretraining trial per seed "
+        "and every fine-tuning grid point once per seed, from that seed's checkpoint (overrides the "
+        "experiment's seeds / num_seeds and --quick's one seed)",
+    )
+    parser.add_argument(
+        "--num-seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="shorthand for --seeds 0,1,...,N-1 (give --seeds or --num-seeds, not both)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run of this experiment")
     parser.add_argument("--name", default=None, help="run directory name (default: the experiment's name)")
     parser.add_argument("--max-failures", type=int, default=3, help="retries of a crashed trial from its checkpoint")
@@ -55,13 +70,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for bad input, before Ray is started)."""
     args = parse_args(argv)
-    if args.num_seeds is not None and args.num_seeds < 1:
-        return _usage_error(f"--num-seeds={args.num_seeds} is invalid: must be an integer >= 1.")
     try:
-        experiment = prepare_experiment(args.experiment, args.overrides, args.quick, args.num_seeds)
+        seeds = None if args.seeds is None else parse_seeds(args.seeds)
+        experiment = prepare_experiment(args.experiment, args.overrides, args.quick, args.num_seeds, seeds=seeds)
     except ExperimentError as err:
         return _usage_error(str(err))
-    from sqrl_rllib.pipeline import run_pipeline
+    from sqrl_rllib.pipeline import format_table, run_pipeline
 
     table = run_pipeline(
         experiment,
@@ -70,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         resume=args.resume,
         max_failures=args.max_failures,
     )
-    print(table.to_string(index=False))
+    print(format_table(table))
     return 0
 
 

@@ -3,8 +3,10 @@
 Prepended to the module-to-env pipeline, i.e. before RLlib's ``GetActions``, which then passes
 through because this piece already set ``actions``: it therefore works on the batched tensors of
 all sub-envs at once, draws K candidates per env, scores all envs x K with ONE Q_safe forward
-pass and picks one per env (``SQRLTorchRLModule.masked_actions``, which applies
-:func:`sqrl_rllib.core.mask.select_action_index` or, in evaluation, ``select_deterministic``).
+pass and picks one per env (``SQRLTorchRLModule.masked_actions``, i.e. the rule of
+:func:`sqrl_rllib.core.mask.masked_choice`). During pretraining's warm-up (the module's
+``mask_active`` is off until the Algorithm switches it on) it passes through, so ``GetActions``
+samples the unmasked policy, as Algorithm 1 fills D_offline with pi before Q_safe is trained.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ class SafetyMask(ConnectorV2):
     Args:
         eps_safe: safety threshold; samples with Q_safe >= eps_safe are rejected.
         num_action_samples: K, candidates drawn per env step.
-        phase: ``"pretrain"`` (riskiest safe sample) or ``"finetune"`` (safe samples
-            importance-sampled by pi(a|s)).
+        phase: ``"pretrain"`` (riskiest safe sample; only once the module's ``mask_active`` is on)
+            or ``"finetune"`` (a uniform pick among the safe samples, i.e. a draw from pi_safe).
         enabled: False makes the piece a pass-through (plain SAC actions).
     """
 
@@ -62,6 +64,8 @@ class SafetyMask(ConnectorV2):
         if not self.enabled or obs is None or Columns.ACTION_DIST_INPUTS not in batch:
             return batch
         module = rl_module.unwrapped() if hasattr(rl_module, "unwrapped") else rl_module
+        if self.phase == "pretrain" and not bool(module.mask_active):
+            return batch
         dist_inputs = batch[Columns.ACTION_DIST_INPUTS]
         lead = dist_inputs.shape[:-1]
         obs_flat = obs.reshape(-1, obs.shape[-1]).float()
@@ -71,7 +75,7 @@ class SafetyMask(ConnectorV2):
         )
         batch[Columns.ACTIONS] = actions.reshape(*lead, actions.shape[-1])
         batch[Columns.ACTION_LOGP] = logp.reshape(lead)
-        if metrics is not None and choice is not None:
+        if metrics is not None:
             # One stacked tensor -> one host transfer (three .item() calls cost three syncs on a GPU).
             summary = torch.stack(
                 [choice.rejected_fraction.mean(), choice.fallback.float().mean(), choice.q_safe.mean()]

@@ -77,7 +77,7 @@ def sac_actor_loss(q_pi: torch.Tensor, logp_pi: torch.Tensor, alpha: torch.Tenso
     return (alpha * logp_pi - q_pi.min(dim=0).values).mean()
 
 
-def alpha_loss(log_alpha: torch.Tensor, logp_pi: torch.Tensor, target_entropy: float) -> torch.Tensor:
+def alpha_loss(log_alpha: torch.Tensor, logp_pi: torch.Tensor, target_entropy: float | torch.Tensor) -> torch.Tensor:
     """SAC's temperature loss -log_alpha * E[log pi + target_entropy] (automatic entropy tuning)."""
     return -(log_alpha * (logp_pi.detach() + target_entropy)).mean()
 

@@ -1,17 +1,26 @@
-"""The safety mask Gamma's selection rule (spec section 3, paper eq. 3 and section 6).
+"""The safety mask Gamma (spec section 3, paper eq. 3 and section 6), as plain PyTorch.
 
-Given K candidate actions per state scored by Q_safe, pick one index per state:
+Given K candidate actions per state sampled from pi and scored by Q_safe, pick one per state:
   * safe set: Q_safe < eps_safe
   * ``"pretrain"``: the safe sample with the highest Q_safe ("safe but risky": explores the boundary)
-  * ``"finetune"``: a safe sample drawn with probability proportional to pi(a|s)
+  * ``"finetune"``: a safe sample picked uniformly. The candidates are already draws from pi, so a
+    uniform pick among the safe ones is a draw from pi_safe(a|s) ~ pi(a|s) 1[Q_safe(s,a) < eps_safe]
+    (rejection sampling); weighting them again by pi(a|s) would sample pi^2 and shrink exploration.
   * no safe sample: the sample with the lowest Q_safe (fallback)
+  * deterministic evaluation: the policy mean if it is safe, else the safest sample.
+
+:func:`masked_choice` owns the whole rule (sampling, one scoring call, selection), so the mask
+connector, the calibration tools and any other user of the mask apply exactly the same one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
+
+from sqrl_rllib.core.networks import sample_squashed
 
 MASK_MODES = ("pretrain", "finetune")
 
@@ -22,43 +31,74 @@ class MaskChoice(NamedTuple):
     index: torch.Tensor  # [B] long: chosen sample per state
     q_safe: torch.Tensor  # [B]: Q_safe of the chosen sample
     rejected_fraction: torch.Tensor  # [B]: fraction of the K samples with Q_safe >= eps_safe
-    fallback: torch.Tensor  # [B] bool: no sample was safe, the safest was taken
+    fallback: torch.Tensor  # [B] bool: the rule's own choice was unsafe, the safest sample was taken
 
 
-def select_action_index(
-    q_safe: torch.Tensor,
-    logp: torch.Tensor,
-    eps_safe: float,
-    mode: str,
-    generator: torch.Generator | None = None,
-) -> MaskChoice:
-    """Apply the mask's rule to ``q_safe`` [B, K] (probabilities) with policy log-probs ``logp`` [B, K]."""
-    if mode not in MASK_MODES:
-        raise ValueError(f"mask mode must be one of {MASK_MODES}, got {mode!r}")
-    safe = q_safe < eps_safe
-    any_safe = safe.any(dim=1)
-    safest = q_safe.argmin(dim=1)
-    if mode == "pretrain":
-        # Among safe samples the riskiest; unsafe ones pushed below any probability.
-        chosen = torch.where(safe, q_safe, torch.full_like(q_safe, -1.0)).argmax(dim=1)
-    else:
-        # Importance-sample the safe ones by pi(a|s); softmax over masked log-probs is stable.
-        masked_logp = torch.where(safe, logp, torch.full_like(logp, -torch.inf))
-        probs = torch.softmax(torch.where(any_safe.unsqueeze(1), masked_logp, logp), dim=1)
-        chosen = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-    index = torch.where(any_safe, chosen, safest)
+def _choice(q_safe: torch.Tensor, safe: torch.Tensor, index: torch.Tensor, fallback: torch.Tensor) -> MaskChoice:
     return MaskChoice(
         index=index,
         q_safe=q_safe.gather(1, index.unsqueeze(1)).squeeze(1),
         rejected_fraction=(~safe).float().mean(dim=1),
-        fallback=~any_safe,
+        fallback=fallback,
     )
 
 
-def select_deterministic(q_safe: torch.Tensor, eps_safe: float) -> torch.Tensor:
-    """Deterministic evaluation on ``q_safe`` [B, K] whose sample 0 is the policy mean.
+def select_action_index(
+    q_safe: torch.Tensor, eps_safe: float, mode: str, generator: torch.Generator | None = None
+) -> MaskChoice:
+    """Apply the mask's exploration rule to ``q_safe`` [B, K] (probabilities of K samples from pi)."""
+    if mode not in MASK_MODES:
+        raise ValueError(f"mask mode must be one of {MASK_MODES}, got {mode!r}")
+    safe = q_safe < eps_safe
+    any_safe = safe.any(dim=1)
+    if mode == "pretrain":
+        # Among safe samples the riskiest; unsafe ones pushed below any probability.
+        score = q_safe
+    else:
+        # Uniform among the safe ones: i.i.d. uniform keys, the largest safe key wins.
+        score = torch.rand(q_safe.shape, generator=generator, device=q_safe.device, dtype=q_safe.dtype)
+    chosen = torch.where(safe, score, torch.full_like(score, -1.0)).argmax(dim=1)
+    index = torch.where(any_safe, chosen, q_safe.argmin(dim=1))
+    return _choice(q_safe, safe, index, ~any_safe)
 
-    Returns the index per state ([B] long): 0 (the mean) where it is safe, else the safest sample.
+
+def select_deterministic(q_safe: torch.Tensor, eps_safe: float) -> MaskChoice:
+    """Deterministic rule on ``q_safe`` [B, K] whose sample 0 is the policy mean (see :func:`masked_choice`).
+
+    Index 0 (the mean) where it is safe, else the safest sample (``fallback`` marks those states).
     """
-    mean_safe = q_safe[:, 0] < eps_safe
-    return torch.where(mean_safe, torch.zeros_like(mean_safe, dtype=torch.long), q_safe.argmin(dim=1))
+    safe = q_safe < eps_safe
+    mean_safe = safe[:, 0]
+    index = torch.where(mean_safe, torch.zeros_like(mean_safe, dtype=torch.long), q_safe.argmin(dim=1))
+    return _choice(q_safe, safe, index, ~mean_safe)
+
+
+def masked_choice(
+    dist_inputs: torch.Tensor,
+    q_safe_of: Callable[[torch.Tensor], torch.Tensor],
+    k: int,
+    eps_safe: float,
+    mode: str,
+    explore: bool = True,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, MaskChoice]:
+    """The mask for B states: K samples from pi, one ``q_safe_of`` call, one choice per state.
+
+    Args:
+        dist_inputs: the tanh-Gaussian policy's inputs [B, 2 * act_dim] (mean, log_std).
+        q_safe_of: maps candidates [B, K, act_dim] to Q_safe [B, K] (one batched forward pass).
+        k: K, candidates per state.
+        eps_safe: threshold; candidates with Q_safe >= eps_safe are rejected.
+        mode: ``"pretrain"`` or ``"finetune"`` (see the module docstring).
+        explore: False is deterministic evaluation: candidate 0 is the policy mean itself.
+        generator: RNG of the finetune mode's uniform pick (the candidates use torch's global RNG).
+    Returns:
+        actions [B, act_dim] in [-1, 1], their log pi(a|s) [B] and the :class:`MaskChoice`.
+    """
+    candidates, logp = sample_squashed(dist_inputs, k, mean_first=not explore)
+    q_safe = q_safe_of(candidates)
+    choice = (
+        select_action_index(q_safe, eps_safe, mode, generator) if explore else select_deterministic(q_safe, eps_safe)
+    )
+    rows = torch.arange(candidates.shape[0], device=candidates.device)
+    return candidates[rows, choice.index], logp[rows, choice.index], choice

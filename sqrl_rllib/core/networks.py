@@ -102,10 +102,14 @@ class SquashedGaussianPolicy(nn.Module):
         return torch.tanh(self.distribution_inputs(obs)[..., : self.act_dim])
 
 
-def sample_squashed(dist_inputs: torch.Tensor, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_squashed(
+    dist_inputs: torch.Tensor, n: int | None = None, mean_first: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample tanh(N(mean, std)) from [..., 2*act_dim] inputs; returns (actions, log_prob).
 
     With ``n`` the samples get an extra axis before the action axis: [B, n, act_dim] and [B, n].
+    ``mean_first`` (with ``n``) makes sample 0 the deterministic action tanh(mean), with its own
+    log-probability (deterministic evaluation scores the mean beside n - 1 samples).
     """
     mean, log_std = dist_inputs.chunk(2, dim=-1)
     if n is not None:
@@ -113,6 +117,10 @@ def sample_squashed(dist_inputs: torch.Tensor, n: int | None = None) -> tuple[to
         log_std = log_std.unsqueeze(-2).expand_as(mean)
     std = log_std.exp()
     eps = torch.randn_like(mean)
+    if mean_first:
+        if n is None:
+            raise ValueError("sample_squashed: mean_first needs n (the sample axis)")
+        eps[..., 0, :] = 0.0
     u = mean + std * eps
     action = torch.tanh(u)
     # log N(u) - sum log(1 - tanh(u)^2), the latter in the stable form 2*(log2 - u - softplus(-2u)).

@@ -50,9 +50,13 @@ class ColumnarReplay:
         if n > self.capacity:  # only the newest `capacity` rows survive anyway
             batch = {k: v[-self.capacity :] for k, v in batch.items()}
             n = self.capacity
-        idx = (self.next_index + np.arange(n)) % self.capacity
+        # At most two contiguous slices (the ring wraps once): plain slice writes, no index arrays.
+        first = min(n, self.capacity - self.next_index)
         for name in FIELDS:
-            self.columns[name][idx] = np.asarray(batch[name]).reshape(self.columns[name][idx].shape)
+            column = self.columns[name]
+            rows = np.asarray(batch[name]).reshape(n, *column.shape[1:])
+            column[self.next_index : self.next_index + first] = rows[:first]
+            column[: n - first] = rows[first:]
         self.next_index = int((self.next_index + n) % self.capacity)
         self.size = min(self.size + n, self.capacity)
         self.num_added += n
@@ -98,50 +102,141 @@ class OnlineSafetyBuffer:
     """D_safe: the transitions of the latest ``max_episodes`` episodes collected by the masked policy.
 
     Episodes arrive as chunks (an EnvRunner may return part of an episode); chunks with the same
-    episode id are joined. Dropping the oldest episode is O(1), so the safety critic always trains
-    on the freshest on-policy data (paper appendix D).
+    episode id are joined. Rows live in preallocated columns in arrival order (sub-envs interleave
+    their episodes), each tagged with its episode's ordinal, so adding and sampling never re-join
+    chunks; evicting the oldest episode compacts the columns once per episode. The safety critic
+    thus always trains on the freshest on-policy data (paper appendix D).
+
+    Args:
+        max_episodes: number of latest episodes kept (by first appearance of their id).
+        initial_capacity: rows allocated up front; the columns double when full.
     """
 
-    def __init__(self, max_episodes: int):
+    def __init__(self, max_episodes: int, initial_capacity: int = 1024):
         if max_episodes < 1:
             raise ValueError(f"online_buffer_episodes must be >= 1, got {max_episodes}")
         self.max_episodes = int(max_episodes)
-        self.episodes: OrderedDict[str, list[dict[str, np.ndarray]]] = OrderedDict()
-        self._cache: dict[str, np.ndarray] | None = None
+        self.initial_capacity = max(1, int(initial_capacity))
+        self._reset()
+
+    def _reset(self) -> None:
+        # Episode id -> ordinal, oldest first; ordinals grow with first appearance, so the episodes
+        # kept after an eviction are exactly those whose ordinal is >= the oldest kept one.
+        self.episodes: OrderedDict[str, int] = OrderedDict()
+        self._next_ordinal = 0
+        self._size = 0
+        self._columns: dict[str, np.ndarray] | None = None  # allocated on the first chunk (shapes unknown before)
+        self._episode = np.empty(0, np.int64)  # episode ordinal of each row
 
     def __len__(self) -> int:
-        return sum(len(c["rewards"]) for chunks in self.episodes.values() for c in chunks)
+        return self._size
+
+    @property
+    def capacity(self) -> int:
+        """Rows the columns can hold before they next double."""
+        return len(self._episode)
+
+    def _reserve(self, n: int, like: dict[str, np.ndarray]) -> None:
+        """Make room for ``n`` more rows (first call allocates from ``like``'s trailing shapes and dtypes)."""
+        need = self._size + n
+        if self._columns is None:
+            capacity = max(self.initial_capacity, need)
+            self._columns = {}
+            for name in FIELDS:
+                col = np.asarray(like[name])
+                self._columns[name] = np.empty((capacity, *col.shape[1:]), col.dtype)
+            self._episode = np.empty(capacity, np.int64)
+            return
+        if need <= self.capacity:
+            return
+        capacity = max(need, 2 * self.capacity)
+        for name, col in self._columns.items():
+            grown = np.empty((capacity, *col.shape[1:]), col.dtype)
+            grown[: self._size] = col[: self._size]
+            self._columns[name] = grown
+        grown = np.empty(capacity, np.int64)
+        grown[: self._size] = self._episode[: self._size]
+        self._episode = grown
+
+    def _evict(self) -> None:
+        """Drop the oldest episodes beyond the cap, with all their rows wherever they lie."""
+        if len(self.episodes) <= self.max_episodes:
+            return
+        while len(self.episodes) > self.max_episodes:
+            self.episodes.popitem(last=False)
+        oldest_kept = next(iter(self.episodes.values()))
+        keep = self._episode[: self._size] >= oldest_kept
+        kept = int(keep.sum())
+        if self._columns is not None:
+            for col in self._columns.values():
+                col[:kept] = col[: self._size][keep]
+        self._episode[:kept] = self._episode[: self._size][keep]
+        self._size = kept
 
     def add_chunk(self, episode_id: str, columns: dict[str, np.ndarray]) -> None:
         """Append a chunk of episode ``episode_id``, evicting the oldest episodes beyond the cap."""
-        if len(columns["rewards"]) == 0:
+        n = len(columns["rewards"])
+        if n == 0:
             return
-        self.episodes.setdefault(episode_id, []).append(columns)
-        while len(self.episodes) > self.max_episodes:
-            self.episodes.popitem(last=False)
-        self._cache = None
+        ordinal = self.episodes.get(episode_id)
+        if ordinal is None:
+            ordinal = self.episodes[episode_id] = self._next_ordinal
+            self._next_ordinal += 1
+            self._evict()  # before writing: the new episode is the newest, so it is never evicted
+        self._reserve(n, columns)
+        start, stop = self._size, self._size + n
+        for name, col in self._columns.items():
+            col[start:stop] = columns[name]
+        self._episode[start:stop] = ordinal
+        self._size = stop
 
     def all(self) -> dict[str, np.ndarray]:
-        """Every transition held, as concatenated columns."""
-        if self._cache is None:
-            chunks = [c for cs in self.episodes.values() for c in cs]
-            self._cache = {k: np.concatenate([c[k] for c in chunks]) for k in FIELDS}
-        return self._cache
+        """Every transition held (copies, in arrival order); empty 1-D columns before the first chunk."""
+        if self._columns is None:
+            return {name: np.empty(0, np.float32) for name in FIELDS}
+        return {name: col[: self._size].copy() for name, col in self._columns.items()}
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Uniform sample with replacement from the held transitions."""
-        data = self.all()
-        idx = rng.integers(0, len(data["rewards"]), size=batch_size)
-        return {k: v[idx] for k, v in data.items()}
+        if self._size == 0:
+            raise ValueError("cannot sample from an empty online safety buffer")
+        idx = rng.integers(0, self._size, size=batch_size)
+        return {name: col[idx] for name, col in self._columns.items()}
 
     def get_state(self) -> dict:
-        """Picklable state."""
-        return {"max_episodes": self.max_episodes, "episodes": list(self.episodes.items())}
+        """Picklable state: the held rows (arrival order), the episode ids (oldest first) and each row's episode."""
+        # Held ordinals are contiguous (new ids take the next one, eviction drops the smallest).
+        oldest = next(iter(self.episodes.values()), 0)
+        return {
+            "max_episodes": self.max_episodes,
+            "episode_ids": list(self.episodes),
+            "episode_of_row": self._episode[: self._size] - oldest,
+            "columns": self.all(),
+        }
 
     def set_state(self, state: dict) -> None:
-        """Restore from :meth:`get_state` output."""
-        self.episodes = OrderedDict(state["episodes"][-self.max_episodes :])
-        self._cache = None
+        """Restore from :meth:`get_state` output; with a smaller ``max_episodes`` the newest episodes are kept."""
+        self._reset()
+        if "episodes" in state:  # the former format: (episode id, list of chunks) pairs, oldest first
+            for episode_id, chunks in state["episodes"]:
+                for columns in chunks:
+                    self.add_chunk(episode_id, columns)
+            return
+        ids = list(state["episode_ids"])
+        first = max(0, len(ids) - self.max_episodes)
+        episode_of_row = np.asarray(state["episode_of_row"], np.int64)
+        keep = episode_of_row >= first
+        n = int(keep.sum())
+        self.episodes = OrderedDict((episode_id, i) for i, episode_id in enumerate(ids[first:]))
+        self._next_ordinal = len(self.episodes)
+        if n == 0:
+            return
+        columns = {name: np.asarray(state["columns"][name])[keep] for name in FIELDS}
+        self._reserve(n, columns)
+        for name, col in self._columns.items():
+            col[:n] = columns[name]
+        self._episode[:n] = episode_of_row[keep] - first
+        self._size = n
 
 
 def mixed_sample(

@@ -1,5 +1,7 @@
 """SQRL on RLlib: pretrain -> checkpoint -> fine-tune with 2 EnvRunners x 2 envs each."""
 
+import math
+
 import pytest
 import ray
 import torch
@@ -20,7 +22,7 @@ def small_config(phase: str, task: str) -> SQRLConfig:
         .environment("sqrl/DrunkSpider-v0", env_config={"task": task})
         .env_runners(num_env_runners=2, num_envs_per_env_runner=2, rollout_fragment_length=16)
         .training(num_steps_sampled_before_learning_starts=128, train_batch_size_per_learner=64)
-        .reporting(min_sample_timesteps_per_iteration=128)
+        .reporting(min_sample_timesteps_per_iteration=128, min_time_s_per_iteration=0)
         .sqrl(phase=phase, num_action_samples=8, hidden=(32, 32), safety_update_every=4, safety_steps_per_round=2)
         .debugging(seed=0)
     )
@@ -39,9 +41,14 @@ def optimizer_steps(algo, name: str) -> int:
 def test_pretrain_then_finetune_starts_from_pretrained_weights(ray_local, tmp_path):
     pre = small_config("pretrain", "pretrain").build_algo()
     initial = {k: v.clone() for k, v in module_state(pre).items()}
+    mask_active = []
     for _ in range(3):
         result = pre.train()
         assert result["sqrl"]["failures"] <= result["sqrl"]["episodes"]
+        mask_active.append(result["sqrl"]["mask_active"])
+    # Algorithm 1's warm-up: unmasked until Q_safe's first training round, masked after it.
+    assert mask_active[0] == 0.0 and mask_active[-1] == 1.0, mask_active
+    assert bool(module_state(pre)["mask_active"])
     # Polyak averaging moves both target networks (a regression: it once never ran).
     for prefix in ("target_qf.", "target_safety_critic."):
         moved = [k for k, v in module_state(pre).items() if k.startswith(prefix) and not torch.equal(v, initial[k])]
@@ -72,16 +79,24 @@ def test_pretrain_then_finetune_starts_from_pretrained_weights(ray_local, tmp_pa
         assert torch.equal(tensor, fitted[key]) != ("safety_critic." in key), key
     pre.stop()
 
+    # restore_nu starts from the checkpoint's nu (1.0), which must lie below nu_max.
+    with pytest.raises(ValueError, match="nu_max"):
+        small_config("finetune", "finetune").env_runners(num_env_runners=0).sqrl(
+            pretrained_checkpoint=checkpoint, nu_init=0.5, nu_max=0.9, restore_nu=True
+        ).build_algo()
+
     # A new eps_safe below every Q_safe of the barely trained critic: the constraint is violated, so
-    # dual ascent drives nu up, into the nu_max cap.
+    # dual ascent drives nu up from nu_init (not the checkpoint's 1.0), into the nu_max cap.
     ft_config = small_config("finetune", "finetune").sqrl(
-        pretrained_checkpoint=checkpoint, eps_safe=0.001, nu_lr=0.5, nu_max=1.5
+        pretrained_checkpoint=checkpoint, eps_safe=0.001, nu_lr=0.5, nu_init=1.2, nu_max=1.5
     )
     ft = ft_config.build_algo()
     restored = module_state(ft)
     assert pretrained.keys() == restored.keys()
+    assert restored["log_nu"].item() == pytest.approx(math.log(1.2))
     for key, tensor in pretrained.items():
-        assert torch.equal(tensor, restored[key]), key
+        if key != "log_nu":
+            assert torch.equal(tensor, restored[key]), key
     # The EnvRunners act with the pretrained policy and safety critic too.
     runner_states = ft.env_runner_group.foreach_env_runner(
         lambda er: {k: v.clone() for k, v in er.module.state_dict().items()}, local_env_runner=False
@@ -90,7 +105,7 @@ def test_pretrain_then_finetune_starts_from_pretrained_weights(ray_local, tmp_pa
         for key, tensor in state.items():
             assert torch.equal(tensor, pretrained[key]), key
     result = ft.train()
-    assert 1.0 < result["learners"]["default_policy"]["nu"] <= 1.5 + 1e-6
+    assert 1.2 < result["learners"]["default_policy"]["nu"] <= 1.5 + 1e-6
     # Fine-tuning keeps Q_safe frozen by default.
     assert result["sqrl"]["num_safety_critic_steps"] == 0
     ft.stop()

@@ -18,8 +18,7 @@ from sqrl_rllib.core.mask import select_action_index, select_deterministic
 def test_mask_never_picks_unsafe_when_a_safe_sample_exists(batch, k, eps, seed, mode):
     g = torch.Generator().manual_seed(seed)
     q_safe = torch.rand(batch, k, generator=g)
-    logp = torch.randn(batch, k, generator=g)
-    choice = select_action_index(q_safe, logp, eps, mode, generator=g)
+    choice = select_action_index(q_safe, eps, mode, generator=g)
     any_safe = (q_safe < eps).any(1)
     chosen_q = q_safe.gather(1, choice.index.unsqueeze(1)).squeeze(1)
     assert torch.all(chosen_q[any_safe] < eps)
@@ -33,22 +32,13 @@ def test_mask_never_picks_unsafe_when_a_safe_sample_exists(batch, k, eps, seed, 
         assert torch.allclose(chosen_q[any_safe], riskiest_safe[any_safe])
 
 
-def test_finetune_importance_samples_safe_actions_by_policy_probability():
-    g = torch.Generator().manual_seed(0)
-    q_safe = torch.tensor([[0.0, 0.0, 0.9]]).repeat(20000, 1)
-    logp = torch.log(torch.tensor([[0.2, 0.6, 0.2]])).repeat(20000, 1)
-    idx = select_action_index(q_safe, logp, 0.5, "finetune", generator=g).index
-    freq = torch.bincount(idx, minlength=3).float() / len(idx)
-    assert freq[2] == 0
-    assert abs(freq[0].item() - 0.25) < 0.02 and abs(freq[1].item() - 0.75) < 0.02
-
-
 @settings(max_examples=200, deadline=None)
 @given(batch=st.integers(1, 16), k=st.integers(1, 32), eps=st.floats(0.01, 0.99), seed=st.integers(0, 2**31 - 1))
 def test_deterministic_takes_the_mean_when_safe_else_the_safest_sample(batch, k, eps, seed):
     g = torch.Generator().manual_seed(seed)
     q_safe = torch.rand(batch, k, generator=g)  # sample 0 stands for the policy mean
-    index = select_deterministic(q_safe, eps)
+    choice = select_deterministic(q_safe, eps)
     mean_safe = q_safe[:, 0] < eps
-    assert torch.all(index[mean_safe] == 0)
-    assert torch.equal(index[~mean_safe], q_safe[~mean_safe].argmin(1))
+    assert torch.all(choice.index[mean_safe] == 0)
+    assert torch.equal(choice.index[~mean_safe], q_safe[~mean_safe].argmin(1))
+    assert torch.equal(choice.fallback, ~mean_safe)

@@ -43,6 +43,7 @@ def run(module, explore: bool, mean_a0: float, n: int = 64, phase: str = "finetu
 def test_exploration_executes_only_safe_actions():
     torch.manual_seed(0)
     module = module_with_linear_safety_critic()
+    module.mask_active.fill_(True)  # pretraining's warm-up is over
     for phase in ("pretrain", "finetune"):
         actions, q = run(module, explore=True, mean_a0=0.0, phase=phase)
         assert actions.shape == (64, 2)

@@ -25,10 +25,21 @@ SQRL_KEYS: dict[str, tuple[Any, str]] = {
     "safety_update_every": (1, "n_off: SAC SGD steps between two safety-critic training rounds."),
     "safety_steps_per_round": (1, "safety-critic SGD steps per round (1 per SAC step shares its minibatch)."),
     "finetune_safety_critic": (False, "keep training Q_safe while fine-tuning (frozen by default)."),
-    "nu_init": (1.0, "initial Lagrange multiplier nu (> 0)."),
+    "mask_warmup_steps": (
+        None,
+        "pretraining env steps acted by the unmasked policy before the mask switches on (Algorithm 1's "
+        "warm-up); None: until Q_safe has had its first training round; 0: masked from the first step.",
+    ),
+    "nu_init": (1.0, "initial Lagrange multiplier nu (> 0); fine-tuning starts from it unless restore_nu."),
+    "restore_nu": (False, "fine-tuning keeps the pretraining checkpoint's nu instead of starting at nu_init."),
     "nu_lr": (3e-4, "Adam learning rate of log nu (dual ascent)."),
-    "nu_max": (None, "upper bound on nu (None: unbounded, as in the paper); must exceed nu_init."),
+    "nu_max": (None, "upper bound on nu (None: unbounded, as in the paper); must exceed the starting nu."),
     "lagrangian": (True, "add nu * (Q_safe - eps_safe) to the actor loss while fine-tuning."),
+    "pretrain_lagrangian": (
+        False,
+        "also add the Lagrangian term (nu by dual ascent) while pretraining, pushing pi off the actions "
+        "Q_safe rejects (not in the paper's Algorithm 1; see docs/sqrl_vs_paper.md).",
+    ),
     "mask_enabled": (True, "apply the safety mask; False gives plain SAC actions (the SAC baseline)."),
     "updates_per_env_step": (1.0, "SGD steps per sampled env step."),
     "replay_capacity": (1_000_000, "size of D_offline in transitions."),
@@ -80,13 +91,27 @@ def check_sqrl_keys(config: Any) -> None:
         value = getattr(config, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             bad(key, "must be an integer >= 1")
-    for key in ("safety_target_network", "finetune_safety_critic", "lagrangian", "mask_enabled", "checkpoint_replay"):
+    warmup = config.mask_warmup_steps
+    if warmup is not None and (isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0):
+        bad("mask_warmup_steps", "must be None or an integer >= 0")
+    for key in (
+        "safety_target_network",
+        "finetune_safety_critic",
+        "lagrangian",
+        "pretrain_lagrangian",
+        "mask_enabled",
+        "checkpoint_replay",
+        "restore_nu",
+    ):
         if not isinstance(getattr(config, key), bool):
             bad(key, "must be true or false")
     hidden = config.hidden
     if not hidden or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
         bad("hidden", "must be a non-empty list of positive layer sizes")
+    # With restore_nu the starting nu is the checkpoint's: SQRL checks it against nu_max once loaded.
     if config.nu_max is not None and not number("nu_max") > config.nu_init:
         bad("nu_max", f"must be None or a number > nu_init ({config.nu_init})")
+    if config.restore_nu and config.phase != "finetune":
+        bad("restore_nu", "only fine-tuning restores nu from a checkpoint")
     if config.pretrained_checkpoint is not None and config.phase != "finetune":
         bad("pretrained_checkpoint", "only fine-tuning (phase='finetune') starts from a checkpoint")

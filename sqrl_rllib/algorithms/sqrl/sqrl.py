@@ -10,8 +10,9 @@ Starting fine-tuning from pretraining::
     config = config.sqrl(phase="finetune", pretrained_checkpoint="/path/to/pretrain/checkpoint")
     algo = config.build_algo()
 
-restores the policy, the twin critics and their targets, alpha, nu and Q_safe (all of the
-RLModule's state) from the checkpoint; optimizers start fresh (fine-tuning is a new problem with
+restores the policy, the twin critics and their targets, alpha and Q_safe (all of the RLModule's
+state) from the checkpoint, and starts nu at ``nu_init`` (``restore_nu=True`` keeps the checkpoint's);
+optimizers start fresh (fine-tuning is a new problem with
 a new loss, and Adam's moments from pretraining would carry the old task's gradient scale).
 The env, its task and eps_safe may all differ from pretraining.
 
@@ -23,10 +24,12 @@ Before saving the pretraining checkpoint, ``algo.fit_safety_critic(num_steps, fa
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 from typing import Any
 
 import numpy as np
+import torch
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.sac.sac import SAC, SACConfig
 from ray.rllib.core import DEFAULT_MODULE_ID
@@ -42,6 +45,7 @@ from ray.rllib.utils.metrics import (
 )
 
 from sqrl_rllib.algorithms.sqrl.episodes import episode_columns
+from sqrl_rllib.algorithms.sqrl.inherited_keys import check_inherited_sac_keys
 from sqrl_rllib.algorithms.sqrl.keys import check_sqrl_keys, sqrl_defaults
 from sqrl_rllib.algorithms.sqrl.torch.sqrl_torch_rl_module import (
     SAFE_ACTIONS,
@@ -75,10 +79,15 @@ class SQRLConfig(SACConfig):
         safety_update_every (1): n_off, SAC steps between two safety-critic rounds.
         safety_steps_per_round (1): safety-critic SGD steps per round (1:1 shares the SAC minibatch).
         finetune_safety_critic (False): keep training Q_safe while fine-tuning.
-        nu_init (1.0): initial Lagrange multiplier nu (> 0).
+        mask_warmup_steps (None): pretraining env steps acted by the unmasked policy before the mask
+            switches on (Algorithm 1's warm-up); None: until Q_safe's first training round; 0: never.
+        nu_init (1.0): initial Lagrange multiplier nu (> 0); fine-tuning starts from it.
+        restore_nu (False): fine-tuning keeps the pretraining checkpoint's nu instead of nu_init.
         nu_lr (3e-4): Adam learning rate of log nu (dual ascent).
-        nu_max (None): upper bound on nu; None leaves it unbounded (the paper).
+        nu_max (None): upper bound on nu; None leaves it unbounded (the paper); must exceed the
+            starting nu (nu_init, or the checkpoint's with restore_nu).
         lagrangian (True): add nu * (Q_safe - eps_safe) to the actor loss while fine-tuning.
+        pretrain_lagrangian (False): add that term while pretraining too (not in the paper).
         mask_enabled (True): apply the mask; False gives plain SAC actions (the SAC baseline).
         updates_per_env_step (1.0): SGD steps per sampled env step.
         replay_capacity (1_000_000): size of D_offline in transitions.
@@ -115,10 +124,13 @@ class SQRLConfig(SACConfig):
         safety_update_every=NotProvided,
         safety_steps_per_round=NotProvided,
         finetune_safety_critic=NotProvided,
+        mask_warmup_steps=NotProvided,
         nu_init=NotProvided,
+        restore_nu=NotProvided,
         nu_lr=NotProvided,
         nu_max=NotProvided,
         lagrangian=NotProvided,
+        pretrain_lagrangian=NotProvided,
         mask_enabled=NotProvided,
         updates_per_env_step=NotProvided,
         replay_capacity=NotProvided,
@@ -133,9 +145,11 @@ class SQRLConfig(SACConfig):
         return self
 
     def validate(self) -> None:
-        """SAC's checks plus the safety keys; a bad value raises ValueError naming the key."""
+        """SAC's checks plus the safety keys; a bad value (or an inherited SAC key SQRL would ignore)
+        raises ValueError naming the key."""
         super().validate()
         check_sqrl_keys(self)
+        check_inherited_sac_keys(self)
 
     def get_default_rl_module_spec(self) -> RLModuleSpec:
         """SQRL's torch RLModule."""
@@ -149,6 +163,8 @@ class SQRLConfig(SACConfig):
             "hidden": tuple(self.hidden),
             "initial_alpha": self.initial_alpha,
             "nu_init": self.nu_init,
+            # SAC's twin_q=False: a single critic.
+            "num_critics": 2 if self.twin_q else 1,
         }
 
     def get_default_learner_class(self):
@@ -193,7 +209,16 @@ class SQRL(SAC):
         self.offline_buffer = ColumnarReplay(int(self.config.replay_capacity), obs_dim, act_dim)
         self.safety_buffer = OnlineSafetyBuffer(int(self.config.online_buffer_episodes))
         self._rng = np.random.default_rng(self.config.seed)
-        self._counters = {"failures": 0, "episodes": 0, "sgd_steps": 0, "safety_steps": 0, "since_safety": 0}
+        self._counters = {
+            "failures": 0,
+            "episodes": 0,
+            "env_steps": 0,
+            "sgd_steps": 0,
+            "safety_steps": 0,
+            "since_safety": 0,
+        }
+        # Fine-tuning is masked from its first step; pretraining once the warm-up is over.
+        self._mask_on = self.config.phase == "finetune"
         if self.config.pretrained_checkpoint:
             self.load_pretrained(self.config.pretrained_checkpoint)
 
@@ -202,16 +227,31 @@ class SQRL(SAC):
         return spaces[DEFAULT_MODULE_ID]
 
     def load_pretrained(self, checkpoint: str | pathlib.Path) -> None:
-        """Load the RLModule state (policy, critics, targets, alpha, nu, Q_safe) of a checkpoint."""
+        """Load the RLModule state (policy, critics, targets, alpha, Q_safe) of a checkpoint.
+
+        nu starts at ``nu_init`` unless ``restore_nu``; either way the starting nu must lie below
+        ``nu_max`` (checked here, on the value fine-tuning actually starts from).
+        """
         path = pathlib.Path(checkpoint) / MODULE_COMPONENT
         if not path.is_dir():
             raise ValueError(f"pretrained_checkpoint={str(checkpoint)!r} holds no RLModule state at {path}")
         self.restore_from_path(path, component=MODULE_COMPONENT)
+        cfg = self.config
+        if not cfg.restore_nu:
+            self.learner_group.foreach_learner(_set_nu, nu=float(cfg.nu_init))
+        elif cfg.nu_max is not None:
+            nu = next(iter(self.learner_group.foreach_learner(_get_nu))).get()
+            if not nu < cfg.nu_max:
+                raise ValueError(
+                    f"SQRL config key nu_max={cfg.nu_max!r} is invalid: restore_nu starts fine-tuning at the "
+                    f"checkpoint's nu={nu:.4g}, which must lie below nu_max"
+                )
 
     # -- Algorithms 1 and 2 ------------------------------------------------------------------
     def training_step(self) -> None:
         """Sample with the masked policy, store, run SAC steps, then safety-critic rounds."""
         cfg = self.config
+        self._end_warmup_if_due()
         episodes, env_runner_results = synchronous_parallel_sample(
             worker_set=self.env_runner_group,
             concat=True,
@@ -226,34 +266,37 @@ class SQRL(SAC):
         # Logged after the update so the SGD steps of this call count in this iteration's result.
         self._log_safety_metrics(failures, done)
 
+    def _end_warmup_if_due(self) -> None:
+        """Switch pretraining's mask on once the warm-up is over (Algorithm 1: D_offline starts with pi).
+
+        The switch is the module's ``mask_active`` buffer, set on the Learners and synced to the
+        EnvRunners like the weights, so restarted EnvRunners and checkpoints keep it.
+        """
+        if self._mask_on:
+            return
+        warmup = self.config.mask_warmup_steps
+        due = self._counters["safety_steps"] > 0 if warmup is None else self._counters["env_steps"] >= warmup
+        if due:
+            self.learner_group.foreach_learner(_activate_mask)
+            self.env_runner_group.sync_weights(
+                from_worker_or_learner_group=self.learner_group, policies=[DEFAULT_MODULE_ID], inference_only=True
+            )
+            self._mask_on = True
+
     def _update(self, new_steps: int) -> None:
         """SAC steps on D_offline (``updates_per_env_step`` per new step), safety-critic rounds on D_safe."""
         cfg = self.config
         batch_size = cfg.train_batch_size_per_learner
         sac_steps = max(1, round(new_steps * cfg.updates_per_env_step))
-        timesteps = self._timesteps()
         trains_safety = (cfg.phase == "pretrain" or cfg.finetune_safety_critic) and len(self.safety_buffer) > 0
         self._counters["since_safety"] += sac_steps
         rounds = self._counters["since_safety"] // cfg.safety_update_every
         self._counters["since_safety"] %= cfg.safety_update_every
         safety_steps = rounds * cfg.safety_steps_per_round if trains_safety else 0
 
-        batch = _train_batch(self.offline_buffer.sample(sac_steps * batch_size, self._rng))
-        if safety_steps == sac_steps:
-            # One safety step per SAC step: both losses share each minibatch (one forward/backward call).
-            batch = _merge(batch, _safety_batch(self._safety_rows(sac_steps * batch_size)))
-            safety_steps_left = 0
-        else:
-            safety_steps_left = safety_steps
-        # minibatch_size=None: the learner cuts the minibatches itself (SQRLTorchLearner._update).
-        results = self.learner_group.update(batch=batch, minibatch_size=None, num_epochs=1, timesteps=timesteps)
-        self.metrics.aggregate(results, key=LEARNER_RESULTS)
-        if safety_steps_left:
-            safe_rows = self._safety_rows(safety_steps_left * batch_size)
-            results = self.learner_group.update(
-                batch=_safety_batch(safe_rows), minibatch_size=None, num_epochs=1, timesteps=timesteps
-            )
-            self.metrics.aggregate(results, key=LEARNER_RESULTS)
+        sac_rows = self.offline_buffer.sample(sac_steps * batch_size, self._rng)
+        safety_rows = self._safety_rows(safety_steps * batch_size) if safety_steps else None
+        self._learn(sac_rows, safety_rows)
         self._counters["sgd_steps"] += sac_steps
         self._counters["safety_steps"] += safety_steps
 
@@ -262,6 +305,27 @@ class SQRL(SAC):
             policies=[DEFAULT_MODULE_ID],
             inference_only=True,
         )
+
+    def _learn(self, sac_rows: dict | None, safety_rows: dict | None) -> dict[str, Any]:
+        """SGD on SAC rows and/or safety-critic rows (``train_batch_size_per_learner`` rows per step).
+
+        The one path from sampled rows to the Learner. Equally many rows share each minibatch (one
+        forward/backward per SGD step); otherwise each kind gets its own update call. Returns the
+        last call's learner results.
+        """
+        if sac_rows is not None and safety_rows is not None and len(sac_rows["rewards"]) == len(safety_rows["rewards"]):
+            batches = [_merge(_train_batch(sac_rows), _safety_batch(safety_rows))]
+        else:
+            batches = [_train_batch(sac_rows)] if sac_rows is not None else []
+            batches += [_safety_batch(safety_rows)] if safety_rows is not None else []
+        results: dict[str, Any] = {}
+        for batch in batches:
+            # minibatch_size=None: the learner cuts the minibatches itself (SQRLTorchLearner._update).
+            results = self.learner_group.update(
+                batch=batch, minibatch_size=None, num_epochs=1, timesteps=self._timesteps()
+            )
+            self.metrics.aggregate(results, key=LEARNER_RESULTS)
+        return results
 
     def _timesteps(self) -> dict[str, Any]:
         return {
@@ -297,9 +361,7 @@ class SQRL(SAC):
         for start in range(0, num_steps, chunk):
             steps = min(chunk, num_steps - start)
             rows = failure_enriched_sample(self.offline_buffer, steps * batch_size, failure_fraction, self._rng)
-            results = self.learner_group.update(
-                batch=_safety_batch(rows), minibatch_size=None, num_epochs=1, timesteps=self._timesteps()
-            )
+            results = self._learn(None, rows)
             learner = results[0] if isinstance(results, list) else results
             stats = {
                 key: float(np.asarray(value.peek() if hasattr(value, "peek") else value))
@@ -326,6 +388,7 @@ class SQRL(SAC):
             self.offline_buffer.add(cols)
             self.safety_buffer.add_chunk(episode.id_, cols)
             steps += n
+            self._counters["env_steps"] += n
             if episode.is_done:
                 done += 1
                 failures += int(cols["failure"][-1] > 0.5)
@@ -344,6 +407,7 @@ class SQRL(SAC):
             "offline_buffer_size": len(self.offline_buffer),
             "safety_buffer_size": len(self.safety_buffer),
         }
+        values["mask_active"] = float(self._mask_on and self.config.mask_enabled)
         for key, value in values.items():
             self.metrics.log_value(("sqrl", key), value, window=1)
         # Per-iteration counts (training_step runs several times per iteration): "sum" resets at each reduce.
@@ -406,6 +470,20 @@ def fit_checkpoint_safety_critic(
         algo.stop()
     marker.write_text(json.dumps({"num_steps": num_steps, "failure_fraction": failure_fraction, **stats}))
     return str(directory)
+
+
+def _activate_mask(learner, **kwargs) -> None:
+    learner.module[DEFAULT_MODULE_ID].unwrapped().mask_active.fill_(True)
+
+
+def _set_nu(learner, nu: float, **kwargs) -> None:
+    module = learner.module[DEFAULT_MODULE_ID].unwrapped()
+    with torch.no_grad():
+        module.log_nu.fill_(math.log(nu))
+
+
+def _get_nu(learner, **kwargs) -> float:
+    return float(learner.module[DEFAULT_MODULE_ID].unwrapped().log_nu.exp())
 
 
 def _train_batch(rows: dict[str, np.ndarray]) -> MultiAgentBatch:

@@ -33,6 +33,9 @@ from sqrl_rllib.algorithms.sqrl.torch.sqrl_torch_rl_module import (
 from sqrl_rllib.core import losses
 from sqrl_rllib.core.optim import adam
 
+# Per-minibatch Q_safe sums and counts on failing / safe rows, turned into means once per update.
+_FAILING_SUMS = "_q_safe_failing_safe_sums"
+
 
 @contextmanager
 def frozen(module: torch.nn.Module):
@@ -126,9 +129,10 @@ class SQRLTorchLearner(SACTorchLearner):
         with frozen(module.qf):
             q_pi = module.qf(obs, a_pi)
         actor_loss = losses.sac_actor_loss(q_pi, logp_pi, alpha.detach())
-        alpha_loss = losses.alpha_loss(module.log_alpha, logp_pi, float(self.target_entropy[module_id]))
+        # target_entropy stays a tensor: float() of it would sync the host every SGD step on a GPU.
+        alpha_loss = losses.alpha_loss(module.log_alpha, logp_pi, self.target_entropy[module_id])
         total = critic_loss + actor_loss + alpha_loss
-        if config.phase == "finetune" and config.lagrangian:
+        if config.lagrangian and (config.phase == "finetune" or config.pretrain_lagrangian):
             with frozen(module.safety_critic):
                 q_safe_pi = module.safety_critic(obs, a_pi)
             nu = module.log_nu.exp()
@@ -155,13 +159,13 @@ class SQRLTorchLearner(SACTorchLearner):
         logits = module.safety_critic.logits(batch[SAFE_OBS], batch[SAFE_ACTIONS])
         loss = losses.safety_critic_loss(logits, target, config.safety_loss)
         with torch.no_grad():
+            # Sums and counts, not boolean indexing: selecting rows would sync the host every step.
             q_safe = torch.sigmoid(logits)
-            failing = failure > 0.5
+            failing = (failure > 0.5).to(q_safe.dtype)
             stats["safety_loss"] = loss.detach()
-            if failing.any():
-                stats["q_safe_failing_mean"] = q_safe[failing].mean()
-            if (~failing).any():
-                stats["q_safe_safe_mean"] = q_safe[~failing].mean()
+            stats[_FAILING_SUMS] = torch.stack(
+                [(q_safe * failing).sum(), failing.sum(), (q_safe * (1 - failing)).sum(), (1 - failing).sum()]
+            )
         return loss
 
     def compute_gradients(self, loss_per_module, **kwargs):
@@ -185,9 +189,12 @@ class SQRLTorchLearner(SACTorchLearner):
         for module_id in self._module_optimizers:
             module = self._module[module_id].unwrapped()
             config = self.config.get_config_for_module(module_id)
-            pairs = [(module.qf, module.target_qf)] if (module_id, "qf") in stepped else []
-            if (module_id, "safety") in stepped:
-                pairs.append((module.safety_critic, module.target_safety_critic))
+            # A target follows its network only on steps that trained it (a frozen Q_safe's target stays).
+            pairs = [
+                (main, target)
+                for main, target in module.get_target_network_pairs()
+                if next(main.parameters()).grad is not None
+            ]
             _polyak(pairs, config.tau)
             if (module_id, "nu") in stepped:
                 losses.cap_nu_(module.log_nu, config.nu_max)
@@ -196,6 +203,14 @@ class SQRLTorchLearner(SACTorchLearner):
         """Log the last minibatch's loss statistics; skip DQN's periodic target sync (targets are
         polyak-averaged every SGD step in :meth:`apply_gradients`)."""
         for module_id, stats in self._latest_stats.items():
+            sums = stats.pop(_FAILING_SUMS, None)
+            if sums is not None:
+                # One host transfer per update call, for the last minibatch's Q_safe means.
+                failing_sum, failing_n, safe_sum, safe_n = sums.tolist()
+                if failing_n:
+                    stats["q_safe_failing_mean"] = failing_sum / failing_n
+                if safe_n:
+                    stats["q_safe_safe_mean"] = safe_sum / safe_n
             self.metrics.log_dict(stats, key=module_id, window=1)
         self._latest_stats.clear()
         TorchLearner.after_gradient_based_update(self, timesteps=timesteps)

@@ -14,7 +14,7 @@ from ray.rllib.core.learner.utils import make_target_network
 from ray.rllib.core.rl_module.apis import InferenceOnlyAPI, QNetAPI, TargetNetworkAPI
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 
-from sqrl_rllib.core.mask import MaskChoice, select_action_index, select_deterministic
+from sqrl_rllib.core.mask import MaskChoice, masked_choice
 from sqrl_rllib.core.networks import EnsembleQ, SafetyCritic, SquashedGaussianPolicy, sample_squashed
 
 # The module-to-env pipeline only sees the module's outputs, so the observations are passed through
@@ -58,6 +58,10 @@ class SQRLTorchRLModule(TorchRLModule, InferenceOnlyAPI, TargetNetworkAPI, QNetA
             self.log_alpha = torch.nn.Parameter(torch.tensor(math.log(cfg.get("initial_alpha", 1.0))))
             self.log_nu = torch.nn.Parameter(torch.tensor(math.log(cfg.get("nu_init", 1.0))))
         self.action_dist_cls = TorchSquashedGaussian
+        # Pretraining's warm-up (Algorithm 1) acts with the unmasked policy until the Algorithm
+        # switches this on; a buffer, so weight syncs carry it to (restarted) EnvRunners and
+        # checkpoints keep it.
+        self.register_buffer("mask_active", torch.tensor(False))
 
     # --- TargetNetworkAPI -------------------------------------------------------------------
     def make_target_networks(self):
@@ -139,20 +143,12 @@ class SQRLTorchRLModule(TorchRLModule, InferenceOnlyAPI, TargetNetworkAPI, QNetA
         phase: str,
         explore: bool = True,
         generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, MaskChoice | None]:
-        """The mask Gamma for obs [B, obs_dim]: K samples, one Q_safe pass, one choice per state.
+    ) -> tuple[torch.Tensor, torch.Tensor, MaskChoice]:
+        """The mask Gamma for obs [B, obs_dim] (:func:`sqrl_rllib.core.mask.masked_choice` with this Q_safe).
 
-        Returns actions [B, act_dim], their log-probs [B] and the :class:`MaskChoice` (None when
-        ``explore`` is False: deterministic evaluation, where sample 0 is replaced by the policy mean).
+        Returns actions [B, act_dim], their log-probs [B] and the :class:`MaskChoice`; with ``explore``
+        False (deterministic evaluation) candidate 0 is the policy mean.
         """
-        candidates, logp = self.sample_candidates(dist_inputs, k)
-        if not explore:
-            candidates[:, 0] = torch.tanh(dist_inputs[:, : candidates.shape[-1]])
-        q_safe = self.q_safe(obs, candidates)
-        if explore:
-            choice = select_action_index(q_safe, logp, eps_safe, phase, generator)
-            index = choice.index
-        else:
-            choice, index = None, select_deterministic(q_safe, eps_safe)
-        rows = torch.arange(candidates.shape[0], device=candidates.device)
-        return candidates[rows, index], logp[rows, index], choice
+        return masked_choice(
+            dist_inputs, lambda actions: self.q_safe(obs, actions), k, eps_safe, phase, explore, generator
+        )
