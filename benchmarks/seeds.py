@@ -45,6 +45,7 @@ TRACE_KEYS = {
     "chosen_q_safe": ("env_runners", "mask_chosen_q_safe"),
     "q_safe_failing_mean": ("learners", DEFAULT_MODULE_ID, "q_safe_failing_mean"),
     "q_safe_safe_mean": ("learners", DEFAULT_MODULE_ID, "q_safe_safe_mean"),
+    "nu": ("learners", DEFAULT_MODULE_ID, "nu"),
 }
 
 

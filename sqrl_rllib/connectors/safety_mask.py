@@ -29,6 +29,8 @@ class SafetyMask(ConnectorV2):
         phase: ``"pretrain"`` (riskiest safe sample; only once the module's ``mask_active`` is on)
             or ``"finetune"`` (a uniform pick among the safe samples, i.e. a draw from pi_safe).
         enabled: False makes the piece a pass-through (plain SAC actions).
+        resample_rounds: rounds of widened resampling for states without a safe sample
+            (``sqrl_rllib.core.mask.masked_choice``; 0: straight to the safest sample).
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class SafetyMask(ConnectorV2):
         num_action_samples: int = 100,
         phase: str = "pretrain",
         enabled: bool = True,
+        resample_rounds: int = 0,
         **kwargs,
     ):
         super().__init__(input_observation_space, input_action_space, **kwargs)
@@ -47,6 +50,7 @@ class SafetyMask(ConnectorV2):
         self.num_action_samples = int(num_action_samples)
         self.phase = phase
         self.enabled = bool(enabled)
+        self.resample_rounds = int(resample_rounds)
 
     def __call__(
         self,
@@ -71,7 +75,13 @@ class SafetyMask(ConnectorV2):
         obs_flat = obs.reshape(-1, obs.shape[-1]).float()
         inputs_flat = dist_inputs.reshape(-1, dist_inputs.shape[-1])
         actions, logp, choice = module.masked_actions(
-            obs_flat, inputs_flat, self.num_action_samples, self.eps_safe, self.phase, explore=bool(explore)
+            obs_flat,
+            inputs_flat,
+            self.num_action_samples,
+            self.eps_safe,
+            self.phase,
+            explore=bool(explore),
+            resample_rounds=self.resample_rounds,
         )
         batch[Columns.ACTIONS] = actions.reshape(*lead, actions.shape[-1])
         batch[Columns.ACTION_LOGP] = logp.reshape(lead)

@@ -110,3 +110,26 @@ def test_deterministic_choice_scores_the_mean_with_its_own_log_prob():
     assert logp[0].item() == pytest.approx(expected, abs=1e-4)
     assert choice.index[0] == 0 and not choice.fallback[0]
     assert actions[1, 0] <= BOUND and choice.fallback[1]
+
+
+def test_resampling_finds_safe_actions_outside_a_narrow_policy_and_leaves_safe_states_alone():
+    module = step_critic_module()
+    # State 0: pi = tanh(N(1.2, 0.1^2)), nothing below the bound within K samples (P ~ 1e-20 per sample);
+    # four rounds widen the std to 0.1 * 1.5^4 = 0.51.
+    # State 1: pi centred at 0, safe samples at once: its candidates must stay draws from pi.
+    inputs = torch.tensor([[1.2, float(np.log(0.1))], [0.0, LOG_STD]]).repeat(2000, 1)
+    obs = torch.zeros(len(inputs), 1)
+    torch.manual_seed(5)
+    plain = module.masked_actions(obs, inputs, K, EPS, "finetune")
+    resampled = module.masked_actions(obs, inputs, K, EPS, "finetune", resample_rounds=4)
+    narrow, centred = slice(0, None, 2), slice(1, None, 2)
+    assert plain[2].fallback[narrow].all() and (plain[0][narrow, 0] > BOUND).all()
+    # Rounds 3 and 4 (std 0.34, 0.51) put 0.5% and 4% of their mass below the bound: ~52% of the narrow
+    # states find a safe sample in 4 x 16 draws (2000 states: +-1.1%); the rest take the safest seen.
+    found = ~resampled[2].fallback[narrow]
+    assert found.float().mean() > 0.4
+    assert (resampled[0][narrow][found, 0] <= BOUND).all()
+    assert not resampled[2].fallback[centred].any()
+    reference = policy_draws(4 * N)
+    reference = reference[reference <= BOUND][:N]
+    assert ks_2samp(resampled[0][centred, 0].numpy(), reference).pvalue > 1e-3

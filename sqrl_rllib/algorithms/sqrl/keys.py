@@ -30,6 +30,11 @@ SQRL_KEYS: dict[str, tuple[Any, str]] = {
         "pretraining env steps acted by the unmasked policy before the mask switches on (Algorithm 1's "
         "warm-up); None: until Q_safe has had its first training round; 0: masked from the first step.",
     ),
+    "mask_resample_rounds": (
+        0,
+        "states without a safe sample redraw K samples with the policy's std x1.5 per round, up to this "
+        "many rounds, before falling back to the safest (the authors' code: 4; 0: fall back at once).",
+    ),
     "nu_init": (1.0, "initial Lagrange multiplier nu (> 0); fine-tuning starts from it unless restore_nu."),
     "restore_nu": (False, "fine-tuning keeps the pretraining checkpoint's nu instead of starting at nu_init."),
     "nu_lr": (3e-4, "Adam learning rate of log nu (dual ascent)."),
@@ -91,6 +96,9 @@ def check_sqrl_keys(config: Any) -> None:
         value = getattr(config, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             bad(key, "must be an integer >= 1")
+    rounds = config.mask_resample_rounds
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
+        bad("mask_resample_rounds", "must be an integer >= 0")
     warmup = config.mask_warmup_steps
     if warmup is not None and (isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0):
         bad("mask_warmup_steps", "must be None or an integer >= 0")

@@ -81,6 +81,8 @@ class SQRLConfig(SACConfig):
         finetune_safety_critic (False): keep training Q_safe while fine-tuning.
         mask_warmup_steps (None): pretraining env steps acted by the unmasked policy before the mask
             switches on (Algorithm 1's warm-up); None: until Q_safe's first training round; 0: never.
+        mask_resample_rounds (0): widened resampling rounds before the mask falls back to the safest
+            sample (the authors' code uses 4).
         nu_init (1.0): initial Lagrange multiplier nu (> 0); fine-tuning starts from it.
         restore_nu (False): fine-tuning keeps the pretraining checkpoint's nu instead of nu_init.
         nu_lr (3e-4): Adam learning rate of log nu (dual ascent).
@@ -125,6 +127,7 @@ class SQRLConfig(SACConfig):
         safety_steps_per_round=NotProvided,
         finetune_safety_critic=NotProvided,
         mask_warmup_steps=NotProvided,
+        mask_resample_rounds=NotProvided,
         nu_init=NotProvided,
         restore_nu=NotProvided,
         nu_lr=NotProvided,
@@ -184,6 +187,7 @@ class SQRLConfig(SACConfig):
                 num_action_samples=self.num_action_samples,
                 phase=self.phase,
                 enabled=self.mask_enabled,
+                resample_rounds=self.mask_resample_rounds,
             )
         )
         return pipeline

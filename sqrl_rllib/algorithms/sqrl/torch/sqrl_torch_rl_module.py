@@ -143,12 +143,21 @@ class SQRLTorchRLModule(TorchRLModule, InferenceOnlyAPI, TargetNetworkAPI, QNetA
         phase: str,
         explore: bool = True,
         generator: torch.Generator | None = None,
+        resample_rounds: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor, MaskChoice]:
         """The mask Gamma for obs [B, obs_dim] (:func:`sqrl_rllib.core.mask.masked_choice` with this Q_safe).
 
         Returns actions [B, act_dim], their log-probs [B] and the :class:`MaskChoice`; with ``explore``
-        False (deterministic evaluation) candidate 0 is the policy mean.
+        False (deterministic evaluation) candidate 0 is the policy mean; ``resample_rounds`` as in
+        ``masked_choice``.
         """
         return masked_choice(
-            dist_inputs, lambda actions: self.q_safe(obs, actions), k, eps_safe, phase, explore, generator
+            dist_inputs,
+            lambda actions: self.q_safe(obs, actions),
+            k,
+            eps_safe,
+            phase,
+            explore,
+            generator,
+            resample_rounds=resample_rounds,
         )
