@@ -1,30 +1,65 @@
-"""`python -m sqrl_rllib.tune drunk_spider --quick` end to end: table, CSV, Parquet, plots, TensorBoard."""
+"""`python -m sqrl_rllib.tune drunk_spider --quick --seeds 1,2` end to end: per-seed pretraining, critic fit
+and fine-tuning, table with mean/std rows, CSV, Parquet, plots, TensorBoard."""
 
 import json
+import pathlib
 import subprocess
 import sys
 
 import pandas as pd
 
+# Two seeds at a small budget (on 2 cores the two trials of a stage run one after the other).
+QUICK = ["--quick", "--seeds", "1,2", "--set", "quick.pretrain_steps=2000", "--set", "quick.finetune_steps=1000"]
 
-def test_quick_drunk_spider_pipeline(tmp_path):
+
+def test_quick_drunk_spider_pipeline_two_seeds(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "sqrl_rllib.tune", "drunk_spider", "--quick", "--storage-path", str(tmp_path)],
+        [sys.executable, "-m", "sqrl_rllib.tune", "drunk_spider", *QUICK, "--storage-path", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=900,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "failure_rate" in proc.stdout and "final_return" in proc.stdout
     run_dir = tmp_path / "drunk_spider_quick"
     table = pd.read_parquet(run_dir / "results.parquet")
-    assert list(table["stage"]) == ["pretrain", "finetune"]
-    # drunk_spider.yaml fits Q_safe on the pretraining data before fine-tuning (quick: 500 steps).
-    fit = json.loads((run_dir / "pretrain_critic_fit" / "complete.json").read_text())
-    assert fit["num_steps"] == 500 and fit["safety_loss"] > 0
-    assert (table["env_steps"] > 0).all() and (table["episodes"] > 0).all()
+    trials = table[table["kind"] == "trial"]
+
+    # A trial row per stage x seed, then a mean and a std row per stage (one grid point).
+    assert list(table["stage"]) == ["pretrain"] * 4 + ["finetune"] * 4
+    assert list(table["kind"]) == ["trial", "trial", "mean", "std"] * 2
+    assert list(trials["seed"]) == [1, 2, 1, 2]
+    assert table.loc[table["kind"] != "trial", "seed"].isna().all()
+    for stage in ("pretrain", "finetune"):
+        rows = table[table["stage"] == stage]
+        seeds = rows[rows["kind"] == "trial"]
+        mean = rows[rows["kind"] == "mean"].iloc[0]
+        std = rows[rows["kind"] == "std"].iloc[0]
+        assert abs(mean["failures"] - seeds["failures"].mean()) < 1e-6
+        assert abs(std["final_return"] - round(seeds["final_return"].std(), 4)) < 1e-3
+    assert (trials["env_steps"] > 0).all() and (trials["episodes"] > 0).all()
     assert pd.read_csv(run_dir / "results.csv").shape == table.shape
+
+    # drunk_spider.yaml fits Q_safe on each seed's pretraining data (quick: 500 steps), in its own directory.
+    for seed in (1, 2):
+        fit = json.loads((run_dir / "pretrain_critic_fit" / f"seed_{seed}" / "complete.json").read_text())
+        assert fit["num_steps"] == 500 and fit["safety_loss"] > 0
+    # ... from different pretraining runs: the two fitted module states differ.
+    state = "learner_group/learner/rl_module/default_policy/module_state.pkl"
+    fitted = [(run_dir / "pretrain_critic_fit" / f"seed_{seed}" / state).read_bytes() for seed in (1, 2)]
+    assert fitted[0] != fitted[1]
+
+    # Every trial ran its own seed; each fine-tuning trial started from its own seed's fitted checkpoint.
+    for _, row in trials.iterrows():
+        params = json.loads((pathlib.Path(row["trial_dir"]) / "params.json").read_text())
+        assert params["seed"] == row["seed"]
+        assert "pretrained_checkpoint" not in pathlib.Path(row["trial_dir"]).name
+        if row["stage"] == "finetune":
+            assert params["pretrained_checkpoint"] == str(run_dir / "pretrain_critic_fit" / f"seed_{row['seed']}")
+        else:
+            assert params["pretrained_checkpoint"] is None
+
     for plot in ("return.png", "cumulative_failures.png"):
         assert (run_dir / plot).stat().st_size > 1000
     events = list(run_dir.glob("*/*/events.out.tfevents.*"))
-    assert len(events) >= 2, list(run_dir.rglob("*"))[:50]
+    assert len(events) >= 4, list(run_dir.rglob("*"))[:50]
