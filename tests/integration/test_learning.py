@@ -37,7 +37,18 @@ def test_safety_critic_ranks_lava_above_goal_bound_actions(tmp_path):
             .env_runners(num_env_runners=0, rollout_fragment_length=32)
             .training(num_steps_sampled_before_learning_starts=256, train_batch_size_per_learner=128)
             .reporting(min_sample_timesteps_per_iteration=500)
-            .sqrl(num_action_samples=20, hidden=(64, 64), gamma_safe=0.65, online_buffer_episodes=50)
+            # Masked from the first step (mask_warmup_steps=0), not the default unmasked warm-up: with the
+            # warm-up this short pretraining falls into the failing-on-purpose stall of issue 21 on seeds
+            # 0 and 1 (return -28 at 15k steps, Q_safe of the goal-bound moves 0.70 > lava-bound 0.54),
+            # while masked from step 0 seed 0 learns (return +6.8 at 9k steps, goal 0.14 vs lava 0.65);
+            # measured 2026-12-03, benchmarks/README.md "Pretraining seed robustness".
+            .sqrl(
+                num_action_samples=20,
+                hidden=(64, 64),
+                gamma_safe=0.65,
+                online_buffer_episodes=50,
+                mask_warmup_steps=0,
+            )
             .debugging(seed=0)
             .build_algo()
         )
