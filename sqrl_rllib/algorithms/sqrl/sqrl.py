@@ -487,7 +487,7 @@ def _set_nu(learner, nu: float, **kwargs) -> None:
 
 
 def _get_nu(learner, **kwargs) -> float:
-    return float(learner.module[DEFAULT_MODULE_ID].unwrapped().log_nu.exp())
+    return float(learner.module[DEFAULT_MODULE_ID].unwrapped().log_nu.detach().exp())
 
 
 def _train_batch(rows: dict[str, np.ndarray]) -> MultiAgentBatch:
