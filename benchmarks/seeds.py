@@ -133,16 +133,29 @@ def main() -> None:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="an SQRL key for pretraining (repeatable)"
     )
+    parser.add_argument(
+        "--env-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a DrunkSpider env_config key for pretraining, e.g. failure_penalty=below_timeout (repeatable)",
+    )
     parser.add_argument("--label", default="", help="suffix of the output file names (a variant's name)")
     args = parser.parse_args()
     if args.resume and not args.checkpoint_dir:
         parser.error("--resume needs --checkpoint-dir")
     try:
         overrides = parse_sets(args.set)
+        env_overrides = parse_sets(args.env_set)
     except argparse.ArgumentTypeError as err:
         parser.error(str(err))
     levels = args.pretrain_noise_levels
-    cfg = config("pretrain", "pretrain", args.seed, env_extra={"action_noise_levels": levels} if levels else None)
+    env_extra = ({"action_noise_levels": levels} if levels else {}) | env_overrides
+    try:
+        DrunkSpiderEnv(task="pretrain", **env_extra)
+    except (TypeError, ValueError) as err:
+        parser.error(f"--env-set: {err}")
+    cfg = config("pretrain", "pretrain", args.seed, env_extra=env_extra)
     try:
         cfg = cfg.sqrl(**overrides)
         cfg.validate()
@@ -181,7 +194,7 @@ def main() -> None:
     summary = {
         "seed": args.seed,
         "label": args.label,
-        "settings": json.dumps(overrides, sort_keys=True),
+        "settings": json.dumps(overrides | {f"env.{k}": v for k, v in env_overrides.items()}, sort_keys=True),
         "steps": int(end["steps"]),
         "failures": int(end["cumulative_failures"]),
         "episodes": int(end["cumulative_episodes"]),

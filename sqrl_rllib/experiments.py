@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from sqrl_rllib.algorithms.sqrl.keys import SQRL_KEYS, check_sqrl_keys
+from sqrl_rllib.resources import FIT_MODES
 
 CONFIG_DIR = pathlib.Path(__file__).parent / "tune_configs"
 
@@ -33,6 +34,9 @@ RESOURCE_KEYS = {
     "num_envs_per_env_runner": "vectorised sub-envs per EnvRunner.",
     "num_learners": "remote Learner actors per trial (0: learn in the trial's process).",
     "num_gpus_per_learner": "GPUs per Learner (use with num_learners >= 1 on a GPU cluster).",
+    "fit": "'strict' (default: a trial larger than the cluster stops the run, exit 2, naming the --set to "
+    "use) or 'auto' (drop remote EnvRunners / GPUs until each trial fits; --quick sets it). "
+    "'resources: auto' is shorthand for {fit: auto}.",
 }
 STAGE_KEYS = {
     "env_config": "keyword arguments of the env for this stage (e.g. task).",
@@ -64,7 +68,7 @@ TOP_KEYS = {
     "trial (and critic fit), and every fine-tuning grid point once per seed, from that seed's checkpoint.",
     "num_seeds": "shorthand for seeds: [0, 1, ..., N-1] (integer >= 1); give seeds or num_seeds, not both.",
     "training": "SAC training keys shared by both stages.",
-    "resources": "EnvRunner / Learner resources per trial.",
+    "resources": "EnvRunner / Learner resources per trial, and how they are fitted to the cluster ('auto').",
     "quick": "shrunken step counts used by --quick.",
 }
 GRID_KEYS = ("eps_safe", "gamma_safe")
@@ -113,6 +117,9 @@ def apply_override(experiment: dict[str, Any], assignment: str) -> None:
     except yaml.YAMLError as err:
         raise ExperimentError(f"--set {assignment!r}: the value is not valid YAML ({err}).") from None
     parts = key.strip().split(".")
+    if parts == ["resources"] and value == "auto" and isinstance(experiment.get("resources"), dict):
+        experiment["resources"]["fit"] = "auto"  # keep the file's sizes, fit them to the cluster
+        return
     node = experiment
     allowed = _allowed_keys(parts[:1], experiment)
     for depth, part in enumerate(parts):
@@ -152,6 +159,8 @@ def apply_quick(experiment: dict[str, Any]) -> None:
     """Shrink the experiment to the ``quick`` section's sizes (a laptop run of a few minutes)."""
     quick = experiment.get("quick") or {}
     experiment["pretrain"]["stop"] = {"num_env_steps_sampled_lifetime": quick.get("pretrain_steps", 1000)}
+    # A quick run must start on whatever machine it is tried on (a later --set resources.fit wins).
+    experiment.setdefault("resources", {}).setdefault("fit", "auto")
     experiment["finetune"]["stop"] = {"num_env_steps_sampled_lifetime": quick.get("finetune_steps", 500)}
     # --quick runs quick.num_seeds seeds (0..N-1) whatever the file's seeds / num_seeds say.
     experiment.pop("seeds", None)
@@ -178,8 +187,13 @@ def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> N
             raise ExperimentError(f"The experiment has no {key!r} section; it needs: env, pretrain, finetune.")
     for section, allowed in (("training", TRAINING_KEYS), ("resources", RESOURCE_KEYS), ("quick", QUICK_KEYS)):
         _check_mapping(experiment.get(section) or {}, allowed, section)
+    fit = (experiment.get("resources") or {}).get("fit", "strict")
+    if fit not in FIT_MODES:
+        raise ExperimentError(f"resources.fit={fit!r} is invalid: valid values: {', '.join(FIT_MODES)}.")
     for key in ("training", "resources"):
         for sub, value in (experiment.get(key) or {}).items():
+            if key == "resources" and sub == "fit":
+                continue
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or math.isnan(value):
                 raise ExperimentError(f"{key}.{sub}={value!r} is invalid: must be a number >= 0.")
     _check_one_seed_key(experiment, "the experiment")
@@ -308,6 +322,12 @@ def _check_mapping(mapping: Any, allowed, where: str) -> None:
             raise ExperimentError(f"Unknown key {key!r} in {where}. Valid keys: {', '.join(sorted(allowed))}.")
 
 
+def _expand_resources_shorthand(experiment: dict[str, Any]) -> None:
+    """``resources: auto`` means ``resources: {fit: auto}``; any other string is left for validation."""
+    if experiment.get("resources") == "auto":
+        experiment["resources"] = {"fit": "auto"}
+
+
 def _check_env(env_id: str, env_config: dict[str, Any], stage: str) -> None:
     import gymnasium as gym
 
@@ -347,6 +367,7 @@ def prepare_experiment(
     if seeds is not None:
         check_seeds(list(seeds), "--seeds", shown=",".join(map(str, seeds)))
     experiment = copy.deepcopy(load_experiment(name_or_path))
+    _expand_resources_shorthand(experiment)
     _check_one_seed_key(experiment, f"The experiment {name_or_path!r}")
     # quick.* overrides shape --quick itself; every other --set is applied after it, so it always wins.
     quick_first = [a for a in overrides if a.strip().startswith("quick.")]
@@ -367,6 +388,7 @@ def prepare_experiment(
     for assignment in overrides:
         if assignment not in quick_first:
             apply_override(experiment, assignment)
+            _expand_resources_shorthand(experiment)
     if seeds is not None:
         experiment.pop("num_seeds", None)
         experiment["seeds"] = list(seeds)

@@ -57,6 +57,28 @@ def build_config(experiment: dict[str, Any], stage: str):
     return config
 
 
+def trial_request(experiment: dict[str, Any], resources: dict[str, Any]) -> dict[str, float]:
+    """Total CPUs / GPUs one trial of ``experiment`` asks Tune for with ``resources`` (its placement group)."""
+    from sqrl_rllib.algorithms.sqrl import SQRL
+
+    config = build_config({**experiment, "resources": resources}, "pretrain")
+    return dict(SQRL.default_resource_request(config).required_resources)
+
+
+def fit_to_cluster(experiment: dict[str, Any], cluster: dict[str, float]) -> dict[str, Any]:
+    """``experiment`` with its resources fitted to ``cluster`` (``resources.fit``; see ``sqrl_rllib.resources``).
+
+    Prints one line when it shrinks something; raises ResourceFitError when a strict request does not fit.
+    """
+    from sqrl_rllib.resources import fit_resources
+
+    resources = dict(experiment.get("resources") or {})
+    fitted, note = fit_resources(resources, lambda res: trial_request(experiment, res), cluster)
+    if note:
+        print(note, flush=True)
+    return {**experiment, "resources": fitted}
+
+
 def pretrain_config(experiment: dict[str, Any], seeds: list[int]):
     """Stage 1's Tune search space: the pretraining config with a grid over ``seeds`` (one trial each)."""
     from ray import tune
@@ -86,21 +108,30 @@ def finetune_config(experiment: dict[str, Any], seeds: list[int], checkpoints: d
     return config
 
 
-def _run_config(name: str, run_dir: str, stop: dict, max_failures: int):
+def _run_config(name: str, run_dir: str, stop: dict, max_failures: int, verbose: bool = False):
     from ray import tune
 
+    from sqrl_rllib.progress import ProgressLines
+
+    if verbose:  # Tune's own status tables, as before
+        output = {
+            "progress_reporter": tune.CLIReporter(
+                metric_columns={STEPS_KEY: "steps", RETURN_KEY: "return", FAILURES_KEY: "failures"},
+                parameter_columns={"eps_safe": "eps_safe", "gamma_safe": "gamma_safe", "seed": "seed"},
+                max_report_frequency=int(PROGRESS_EVERY_S),
+            ),
+            "verbose": 1,
+        }
+    else:  # one line per trial per interval
+        total = stop.get("num_env_steps_sampled_lifetime", float("nan"))
+        output = {"callbacks": [ProgressLines(name, total, every_s=PROGRESS_EVERY_S)], "verbose": 0}
     return tune.RunConfig(
         name=name,
         storage_path=run_dir,
         stop=stop,
         checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=5, checkpoint_at_end=True, num_to_keep=2),
         failure_config=tune.FailureConfig(max_failures=max_failures),
-        progress_reporter=tune.CLIReporter(
-            metric_columns={STEPS_KEY: "steps", RETURN_KEY: "return", FAILURES_KEY: "failures"},
-            parameter_columns={"eps_safe": "eps_safe", "gamma_safe": "gamma_safe", "seed": "seed"},
-            max_report_frequency=int(PROGRESS_EVERY_S),
-        ),
-        verbose=1,
+        **output,
     )
 
 
@@ -182,7 +213,13 @@ def _fit(stage_name: str, run_dir: str, trainable, param_space, run_config, resu
 
 
 def run_pipeline(
-    experiment: dict[str, Any], *, storage_path: str, name: str, resume: bool = False, max_failures: int = 3
+    experiment: dict[str, Any],
+    *,
+    storage_path: str,
+    name: str,
+    resume: bool = False,
+    max_failures: int = 3,
+    verbose: bool = False,
 ) -> pd.DataFrame:
     """Run pretraining (one trial per seed) then the fine-tuning grid x seeds; returns (and writes) the table.
 
@@ -198,12 +235,13 @@ def run_pipeline(
 
     if not ray.is_initialized():
         # Connects to RAY_ADDRESS / the job's cluster when there is one, else starts a local Ray.
-        ray.init(log_to_driver=False)
+        ray.init(log_to_driver=verbose)
     register_rllib_envs()
+    experiment = fit_to_cluster(experiment, ray.cluster_resources())
     run_dir = storage_path.rstrip("/") + "/" + name
 
     def stage(name: str, config):
-        run_config = _run_config(name, run_dir, experiment[name]["stop"], max_failures)
+        run_config = _run_config(name, run_dir, experiment[name]["stop"], max_failures, verbose)
         return _fit(name, run_dir, SQRL, config, run_config, resume)
 
     seeds = experiment_seeds(experiment)
@@ -227,7 +265,7 @@ def run_pipeline(
 
     results = [("pretrain", r) for r in pre_results] + [("finetune", r) for r in ft_results]
     table = results_table([_row(stage_name, r) for stage_name, r in results])
-    write_outputs(table, results, run_dir)
+    table.attrs["outputs"] = write_outputs(table, results, run_dir)
     return table
 
 

@@ -64,6 +64,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run of this experiment")
     parser.add_argument("--name", default=None, help="run directory name (default: the experiment's name)")
     parser.add_argument("--max-failures", type=int, default=3, help="retries of a crashed trial from its checkpoint")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate the experiment (envs built), print it, the trial plan and a measured wall-time estimate, "
+        "and exit without starting Ray",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show Tune's status tables, Ray's start-up messages, RLlib's notices and the trials' output "
+        "(by default they go to RUN_DIR/sqrl_run.log only)",
+    )
     return parser.parse_args(argv)
 
 
@@ -75,17 +87,56 @@ def main(argv: list[str] | None = None) -> int:
         experiment = prepare_experiment(args.experiment, args.overrides, args.quick, args.num_seeds, seeds=seeds)
     except ExperimentError as err:
         return _usage_error(str(err))
-    from sqrl_rllib.pipeline import format_table, run_pipeline
+    if args.dry_run:
+        from sqrl_rllib.plan import describe_plan, measured_steps_per_s
 
-    table = run_pipeline(
-        experiment,
-        storage_path=_storage(args.storage_path),
-        name=args.name or experiment["name"] + ("_quick" if args.quick else ""),
-        resume=args.resume,
-        max_failures=args.max_failures,
-    )
+        name = args.name or experiment["name"] + ("_quick" if args.quick else "")
+        print(describe_experiment(experiment, str(pathlib.Path(_storage(args.storage_path)) / name), "(none)"))
+        print(describe_plan(experiment, measured_steps_per_s(experiment)))
+        return 0
+    from sqrl_rllib.pipeline import format_table, run_pipeline
+    from sqrl_rllib.progress import route_logs
+    from sqrl_rllib.resources import ResourceFitError
+
+    storage = _storage(args.storage_path)
+    name = args.name or experiment["name"] + ("_quick" if args.quick else "")
+    run_dir = pathlib.Path(storage if "://" not in storage else ".") / name
+    log = route_logs(run_dir / "sqrl_run.log", verbose=args.verbose)
+    print(describe_experiment(experiment, str(run_dir), str(log)), flush=True)
+    try:
+        table = run_pipeline(
+            experiment,
+            storage_path=storage,
+            name=name,
+            resume=args.resume,
+            max_failures=args.max_failures,
+            verbose=args.verbose,
+        )
+    except ResourceFitError as err:  # raised before Tune starts: nothing ran
+        return _usage_error(str(err))
     print(format_table(table))
+    outputs = table.attrs.get("outputs", {})
+    for kind, path in outputs.items():
+        print(f"  {kind}: {path}")
+    if "://" not in storage:
+        print(f"  TensorBoard: tensorboard --logdir {run_dir}")
     return 0
+
+
+def describe_experiment(experiment: dict[str, Any], run_dir: str, log: str) -> str:
+    """The resolved experiment as a short block: env, seeds, both stages' budgets and keys, resources."""
+    from sqrl_rllib.experiments import experiment_seeds
+
+    lines = [f"[sqrl] experiment {experiment['name']}: env {experiment['env']}, seeds {experiment_seeds(experiment)}"]
+    for stage in ("pretrain", "finetune"):
+        spec = experiment[stage]
+        keys = {**(spec.get("env_config") or {}), **(spec.get("sqrl") or {})}
+        extra = f" grid {spec['grid']}" if spec.get("grid") else ""
+        extra += f" critic_fit {spec['critic_fit']}" if spec.get("critic_fit") else ""
+        lines.append(f"  {stage}: stop {spec['stop']} {keys}{extra}")
+    lines.append(f"  resources {experiment.get('resources') or {}}; training {experiment.get('training') or {}}")
+    lines.append(f"  run directory {run_dir}; full log {log}")
+    return "\n".join(lines)
 
 
 def _storage(path: str) -> str:

@@ -64,7 +64,9 @@ class LeanSAC:
         return float(loss.detach())
 
 
-def run_lean_sac(env: gym.Env, steps: int, batch_size: int = 256, learning_starts: int = 256, seed: int = 0):
+def run_lean_sac(
+    env: gym.Env, steps: int, batch_size: int = 256, learning_starts: int = 256, seed: int = 0, hidden=(256, 256)
+):
     """Train for ``steps`` env steps (one update per step after ``learning_starts``); returns steps/s.
 
     The rate is measured over the steps after ``learning_starts`` (the part with updates).
@@ -73,7 +75,7 @@ def run_lean_sac(env: gym.Env, steps: int, batch_size: int = 256, learning_start
     rng = np.random.default_rng(seed)
     obs_dim = int(np.prod(env.observation_space.shape))
     act_dim = int(np.prod(env.action_space.shape))
-    agent = LeanSAC(obs_dim, act_dim)
+    agent = LeanSAC(obs_dim, act_dim, tuple(hidden))
     buffer = ColumnarReplay(max(steps, 1), obs_dim, act_dim)
     obs, _ = env.reset(seed=seed)
     start = None

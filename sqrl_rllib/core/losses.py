@@ -38,6 +38,25 @@ def safety_target(
     return (failure + (1.0 - done) * gamma_safe * q_safe_next).detach()
 
 
+def masked_policy_value(q_next: torch.Tensor, eps_safe: float) -> torch.Tensor:
+    """E_{a' ~ pi_safe}[Q(s', a')] from M samples a' ~ pi(.|s'): the mean of Q over the safe samples.
+
+    pi_safe (paper eq. 5) is pi restricted to {a: Q_safe(s', a) < eps_safe}; with samples from pi that is a
+    uniform pick among the safe ones, so its expectation is their mean. A state with no safe sample gets
+    the smallest Q, the sample the mask would fall back to.
+
+    Args:
+        q_next: Q(s', a'_m) for M samples per state, shape [B, M].
+        eps_safe: the mask's threshold.
+    Returns:
+        shape [B].
+    """
+    safe = (q_next < eps_safe).to(q_next.dtype)
+    n_safe = safe.sum(-1)
+    mean_safe = (q_next * safe).sum(-1) / n_safe.clamp(min=1.0)
+    return torch.where(n_safe > 0, mean_safe, q_next.min(-1).values)
+
+
 def safety_critic_loss(logits: torch.Tensor, target: torch.Tensor, kind: str = "bce") -> torch.Tensor:
     """Loss of the safety critic's logits against the soft label ``target`` in [0, 1].
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from sqrl_rllib.envs.checked import CheckedEnv, EnvOutputError
 from sqrl_rllib.envs.failure import WithFailure, terminated_is_failure, with_failure
 
 ENV_IDS = {
@@ -30,4 +31,12 @@ def register_envs() -> None:
 
 register_envs()
 
-__all__ = ["ENV_IDS", "WithFailure", "register_envs", "terminated_is_failure", "with_failure"]
+__all__ = [
+    "ENV_IDS",
+    "CheckedEnv",
+    "EnvOutputError",
+    "WithFailure",
+    "register_envs",
+    "terminated_is_failure",
+    "with_failure",
+]

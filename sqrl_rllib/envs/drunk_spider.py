@@ -10,6 +10,13 @@ Reward shaping (the authors' "l2" reward plus their time-limit wrapper):
   * success: reward 1 on that step, plus 1 * (remaining steps) as a bonus
   * failure (lava or leaving the map): reward -1 - (remaining steps + 1)
   * timeout (episode length reached without success or failure): -30 added on the last step
+
+Under this shaping a failure at step t costs about -(32 - t) while a timeout costs -30 plus up to 30
+distance penalties: until the goal has been found, failing early pays better than staying alive, and
+SAC learns to fail on purpose (benchmarks/README.md, "Pretraining seed robustness").
+``failure_penalty="below_timeout"`` also charges the timeout penalty on a failure, which makes every
+failure strictly worse than any timeout from the same state (the remaining distance penalties are at
+most 1 per step, less than the remaining-steps term).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ TASKS = {
     "finetune": {"action_scale": 1.0, "action_noise": 0.2},
 }
 NOISE_TYPES = ("uniform", "gaussian")
+FAILURE_PENALTIES = ("authors", "below_timeout")
 
 
 def is_lava(row: float, col: float) -> bool:
@@ -66,6 +74,8 @@ class DrunkSpiderEnv(gym.Env):
             risk trade-off on the bridge).
         max_episode_steps: episode length (30 in the paper).
         render_mode: ``None`` or ``"rgb_array"``.
+        failure_penalty: ``"authors"`` (their shaping, the default) or ``"below_timeout"`` (a failure
+            also pays the timeout penalty, so failing never pays better than timing out).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -79,11 +89,17 @@ class DrunkSpiderEnv(gym.Env):
         action_noise_levels: Sequence[float] | None = None,
         max_episode_steps: int = 30,
         render_mode: str | None = None,
+        failure_penalty: str = "authors",
     ):
         if task not in TASKS:
             raise ValueError(f"DrunkSpider: unknown task={task!r}; valid values: {sorted(TASKS)}")
         if noise_type not in NOISE_TYPES:
             raise ValueError(f"DrunkSpider: unknown noise_type={noise_type!r}; valid values: {list(NOISE_TYPES)}")
+        if failure_penalty not in FAILURE_PENALTIES:
+            raise ValueError(
+                f"DrunkSpider: unknown failure_penalty={failure_penalty!r}; valid values: {list(FAILURE_PENALTIES)}"
+            )
+        self.failure_penalty = failure_penalty
         defaults = TASKS[task]
         self.task = task
         self.action_scale = float(defaults["action_scale"] if action_scale is None else action_scale)
@@ -180,6 +196,8 @@ class DrunkSpiderEnv(gym.Env):
         success = (not failure) and dist < GOAL_RADIUS
         if failure:
             reward = -1.0 - (remaining + 1)
+            if self.failure_penalty == "below_timeout":
+                reward += TIMEOUT_PENALTY
         elif success:
             reward = 1.0 + 1.0 * remaining
         else:

@@ -48,11 +48,15 @@ class WithFailure(gym.Wrapper):
 def with_failure(env: gym.Env, predicate: FailurePredicate) -> gym.Env:
     """Wrap ``env`` so it follows the sqrl failure contract, with ``predicate`` deciding failure.
 
+    The result is also output-checked (``CheckedEnv``): a NaN observation or reward raises at that step.
+
     Example, a MuJoCo Hopper whose "unhealthy" termination is a failure::
 
         env = with_failure(gym.make("Hopper-v5"), lambda obs, r, terminated, info: terminated)
     """
-    return WithFailure(env, predicate)
+    from sqrl_rllib.envs.checked import CheckedEnv
+
+    return CheckedEnv(WithFailure(env, predicate))
 
 
 def terminated_is_failure(obs, reward, terminated, info) -> bool:

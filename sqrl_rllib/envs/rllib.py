@@ -10,12 +10,16 @@ import gymnasium as gym
 
 
 def make_env(env_id: str):
-    """An RLlib env creator for ``env_id``: ``env_config`` items become ``gymnasium.make`` kwargs."""
+    """An RLlib env creator for ``env_id``: ``env_config`` items become ``gymnasium.make`` kwargs.
+
+    The env is output-checked (``CheckedEnv``): bad observations, rewards or failure flags raise at the step.
+    """
 
     def creator(env_config) -> gym.Env:
         import sqrl_rllib.envs  # noqa: F401  (registers the ids in this worker process)
+        from sqrl_rllib.envs.checked import CheckedEnv
 
-        return gym.make(env_id, **dict(env_config or {}))
+        return CheckedEnv(gym.make(env_id, **dict(env_config or {})))
 
     return creator
 

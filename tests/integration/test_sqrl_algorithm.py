@@ -122,3 +122,52 @@ def test_invalid_config_names_the_key():
         SQRLConfig().sqrl(safety_offline_fraction=1.5).validate()
     with pytest.raises(ValueError, match="nu_max"):
         SQRLConfig().sqrl(nu_init=5.0, nu_max=2.0).validate()
+
+
+def test_a_nan_parameter_stops_training_naming_it(ray_local):
+    """Issue 19: a NaN in the networks raises at the next update instead of training on garbage."""
+    from sqrl_rllib.core.finite import NonFiniteError
+
+    algo = small_config("pretrain", "pretrain").env_runners(num_env_runners=0).build_algo()
+    algo.train()  # learning has started
+
+    def poison(learner):
+        with torch.no_grad():
+            learner.module["default_policy"].unwrapped().policy.net[0].weight[0, 0] = float("nan")
+
+    algo.learner_group.foreach_learner(poison)
+    with pytest.raises(NonFiniteError, match=r"(loss \w+_loss is nan|parameter \S+ has \d+ non-finite)"):
+        for _ in range(3):
+            algo.train()
+    algo.stop()
+
+
+def test_a_broken_env_stops_sampling_at_the_bad_step(ray_local):
+    """Issue 19: an env returning a NaN observation fails at that step, naming the env and the step."""
+    import gymnasium as gym
+    import numpy as np
+    from ray.tune.registry import register_env
+
+    from sqrl_rllib.envs import EnvOutputError, with_failure
+
+    class NanAtStep(gym.Env):
+        observation_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+
+        def reset(self, *, seed=None, options=None):
+            self.t = 0
+            return np.zeros(2, np.float32), {}
+
+        def step(self, action):
+            self.t += 1
+            obs = np.full(2, np.nan if self.t == 7 else 0.0, np.float32)
+            return obs, 0.0, False, self.t >= 20, {}
+
+    register_env("nan_at_step_7", lambda cfg: with_failure(NanAtStep(), lambda obs, r, term, info: False))
+    config = small_config("pretrain", "pretrain").environment("nan_at_step_7", env_config={})
+    algo = config.env_runners(num_env_runners=0).build_algo()
+    with pytest.raises(RuntimeError) as err:  # RLlib's EnvRunner re-raises the env's error as the cause
+        algo.train()
+    algo.stop()
+    assert isinstance(err.value.__cause__, EnvOutputError)
+    assert "NanAtStep, step 7: observation has non-finite values" in str(err.value.__cause__)

@@ -99,6 +99,31 @@ def test_timeout_truncates_without_failure():
     assert reward <= -30
 
 
+def episode_return(env, moves):
+    return sum(step[1] for step in walk(env, moves))
+
+
+@pytest.mark.parametrize("fail_at", [1, 10, 29])
+def test_below_timeout_penalty_makes_every_failure_worse_than_a_timeout(fail_at):
+    """Authors' shaping: failing early beats timing out (the pretraining stall); below_timeout reverses it."""
+    stay = [(0.0, 0.0)] * (fail_at - 1)
+    returns = {}
+    for penalty in ("authors", "below_timeout"):
+        env = DrunkSpiderEnv(action_noise=0.0, failure_penalty=penalty)
+        env.reset(seed=0)
+        timeout = episode_return(env, stay + [(0.0, 0.0)] * (31 - fail_at))
+        env.reset(seed=0)
+        failure = episode_return(env, stay + [(-1.0, 0.0)])
+        returns[penalty] = (failure, timeout)
+    authors_failure, authors_timeout = returns["authors"]
+    below_failure, below_timeout = returns["below_timeout"]
+    assert below_timeout == pytest.approx(authors_timeout)  # only failures change
+    assert below_failure == pytest.approx(authors_failure - 30.0)
+    assert below_failure < below_timeout
+    if fail_at < 20:
+        assert authors_failure > authors_timeout  # the incentive the option removes
+
+
 def test_leaving_the_map_is_a_failure():
     env = DrunkSpiderEnv(action_noise=0.0)
     env.reset(seed=0)
@@ -143,6 +168,7 @@ def test_render_shows_map_and_trajectory():
         ({"task": "transfer"}, "task"),
         ({"action_noise": -0.1}, "action_noise"),
         ({"noise_type": "pink"}, "noise_type"),
+        ({"failure_penalty": "harsh"}, "failure_penalty"),
         ({"action_noise_levels": []}, "action_noise_levels"),
         ({"action_noise_levels": [0.1, -0.2]}, "action_noise_levels"),
         ({"action_noise_levels": ["loud"]}, "action_noise_levels"),

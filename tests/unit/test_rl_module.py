@@ -61,3 +61,20 @@ def test_safety_only_batch_gets_only_safety_next_actions(module):
     out = module.forward_train({SAFE_NEXT_OBS: torch.randn(4, OBS_DIM)})
     assert set(out) == {SAFE_NEXT_ACTIONS}
     assert out[SAFE_NEXT_ACTIONS].shape == (4, ACT_DIM)
+
+
+def test_building_the_module_prints_no_deprecation_warning():
+    """Issue 19: RLlib's RLModuleConfig shim must not warn users in every process that builds our module."""
+    import subprocess
+    import sys
+
+    code = (
+        "import gymnasium as gym, sqrl_rllib.envs\n"
+        "from sqrl_rllib.algorithms.sqrl.torch.sqrl_torch_rl_module import SQRLTorchRLModule\n"
+        "env = gym.make('sqrl/DrunkSpider-v0')\n"
+        "SQRLTorchRLModule(observation_space=env.observation_space, action_space=env.action_space, model_config={})\n"
+        "print('built')\n"
+    )
+    out = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "built" in out.stdout, out.stderr
+    assert "deprecat" not in (out.stdout + out.stderr).lower(), out.stderr

@@ -1,10 +1,12 @@
 """The safety critic trained by the project's loss converges to the exact discounted failure probability."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
-from sqrl_rllib.core.losses import safety_critic_loss, safety_target
+from sqrl_rllib.core.losses import masked_policy_value, safety_critic_loss, safety_target
 from sqrl_rllib.core.networks import SafetyCritic
 
 N_STATES, P_INTENDED, GAMMA_SAFE = 6, 0.8, 0.7
@@ -95,3 +97,22 @@ def test_safety_target_does_not_bootstrap_from_successful_terminal_states():
 def test_unknown_safety_loss_is_rejected():
     with pytest.raises(ValueError, match="safety_loss"):
         safety_critic_loss(torch.zeros(2), torch.zeros(2), "huber")
+
+
+def test_masked_policy_value_is_the_mean_over_safe_samples_else_the_safest():
+    q_next = torch.tensor([[0.01, 0.05, 0.5], [0.02, 0.04, 0.06], [0.3, 0.2, 0.9]])
+    value = masked_policy_value(q_next, eps_safe=0.1)
+    assert torch.allclose(value, torch.tensor([0.03, 0.04, 0.2]))
+
+
+def test_masked_policy_value_estimates_the_expectation_under_pi_safe():
+    """Q(s', a) = a^2 with a ~ N(0, 1), safe set a^2 < 0.5: E[a^2 | a^2 < 0.5] (truncated normal)."""
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(2000, 50, generator=gen)
+    estimate = masked_policy_value(a.pow(2), eps_safe=0.5).mean()
+    b = np.sqrt(0.5)
+    pdf, cdf = np.exp(-b * b / 2) / np.sqrt(2 * np.pi), 0.5 * (1 + math.erf(b / np.sqrt(2)))
+    exact = 1 - 2 * b * pdf / (2 * cdf - 1)
+    assert abs(float(estimate) - exact) < 0.005
+    # The unconstrained policy's expectation (the 'pi' target) is E[a^2] = 1, far above it.
+    assert exact < 0.2

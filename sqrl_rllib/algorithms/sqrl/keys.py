@@ -8,6 +8,8 @@ from typing import Any
 from sqrl_rllib.core.losses import SAFETY_LOSSES
 from sqrl_rllib.core.mask import MASK_MODES
 
+SAFETY_TARGET_POLICIES = ("pi", "masked")
+
 # key -> (default, help). Defaults follow the paper's appendix B.
 SQRL_KEYS: dict[str, tuple[Any, str]] = {
     "eps_safe": (0.1, "Q_safe threshold of the mask and of the constraint, in (0, 1)."),
@@ -17,6 +19,13 @@ SQRL_KEYS: dict[str, tuple[Any, str]] = {
     "safety_critic_lr": (3e-4, "Adam learning rate of the safety critic."),
     "safety_loss": ("bce", "'bce' (authors' code: sigmoid cross-entropy) or 'mse' (the paper's equation)."),
     "safety_target_network": (True, "Bellman target from a polyak target Q_safe (False: live net, no grad)."),
+    "safety_target_policy": (
+        "pi",
+        "policy of a' in the safety Bellman target: 'pi' (the unconstrained policy, the authors' code and "
+        "appendix D) or 'masked' (pi_safe, eq. 5: the mean of Qbar over the safe ones of "
+        "safety_target_samples draws from pi, the safest if none is safe; the critic of the policy that acts).",
+    ),
+    "safety_target_samples": (20, "with safety_target_policy='masked': draws a' ~ pi per next state."),
     "online_buffer_episodes": (10, "size of the online buffer D_safe, in latest masked-policy episodes."),
     "safety_offline_fraction": (
         0.5,
@@ -81,6 +90,8 @@ def check_sqrl_keys(config: Any) -> None:
         bad("safety_offline_fraction", "must lie in [0, 1]")
     if config.phase not in MASK_MODES:
         bad("phase", f"valid values: {list(MASK_MODES)}")
+    if config.safety_target_policy not in SAFETY_TARGET_POLICIES:
+        bad("safety_target_policy", f"valid values: {list(SAFETY_TARGET_POLICIES)}")
     if config.safety_loss not in SAFETY_LOSSES:
         bad("safety_loss", f"valid values: {list(SAFETY_LOSSES)}")
     for key in ("safety_critic_lr", "nu_lr", "nu_init", "updates_per_env_step"):
@@ -88,6 +99,7 @@ def check_sqrl_keys(config: Any) -> None:
             bad(key, "must be > 0")
     for key in (
         "num_action_samples",
+        "safety_target_samples",
         "online_buffer_episodes",
         "safety_update_every",
         "safety_steps_per_round",

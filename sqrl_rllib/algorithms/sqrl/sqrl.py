@@ -73,6 +73,10 @@ class SQRLConfig(SACConfig):
         safety_critic_lr (3e-4): Adam learning rate of Q_safe.
         safety_loss ("bce"): "bce" (authors' code, sigmoid cross-entropy) or "mse" (paper).
         safety_target_network (True): Bellman target from a polyak target Q_safe (else live net).
+        safety_target_policy ("pi"): a' of the safety target from pi (appendix D, the authors' code) or
+            "masked": pi_safe of eq. 5, the mean of Qbar over the safe ones of safety_target_samples
+            draws from pi (the critic of the policy that acts; see docs/sqrl_vs_paper.md).
+        safety_target_samples (20): draws of a' per next state with safety_target_policy="masked".
         online_buffer_episodes (10): size of D_safe in episodes (latest masked-policy episodes).
         safety_offline_fraction (0.5): share of each Q_safe minibatch drawn from D_offline, which keeps
             the failures D_safe forgets once the policy stops failing (0: D_safe only, as in the paper).
@@ -121,6 +125,8 @@ class SQRLConfig(SACConfig):
         safety_critic_lr=NotProvided,
         safety_loss=NotProvided,
         safety_target_network=NotProvided,
+        safety_target_policy=NotProvided,
+        safety_target_samples=NotProvided,
         online_buffer_episodes=NotProvided,
         safety_offline_fraction=NotProvided,
         safety_update_every=NotProvided,

@@ -31,6 +31,8 @@ from sqrl_rllib.algorithms.sqrl.torch.sqrl_torch_rl_module import (
     SAFE_TERMINATED,
 )
 from sqrl_rllib.core import losses
+from sqrl_rllib.core.finite import check_finite
+from sqrl_rllib.core.networks import sample_squashed
 from sqrl_rllib.core.optim import adam
 
 # Per-minibatch Q_safe sums and counts on failing / safe rows, turned into means once per update.
@@ -153,9 +155,14 @@ class SQRLTorchLearner(SACTorchLearner):
         next_obs, failure, a_next = batch[SAFE_NEXT_OBS], batch[SAFE_FAILURE], fwd_out[SAFE_NEXT_ACTIONS]
         with torch.no_grad():
             critic = module.target_safety_critic if config.safety_target_network else module.safety_critic
-            target = losses.safety_target(
-                failure, critic(next_obs, a_next), config.gamma_safe, terminated=batch[SAFE_TERMINATED]
-            )
+            if config.safety_target_policy == "masked":
+                m = config.safety_target_samples
+                candidates, _ = sample_squashed(module.policy.distribution_inputs(next_obs), m)
+                q_next = critic(next_obs.unsqueeze(-2).expand(-1, m, -1), candidates)
+                q_next = losses.masked_policy_value(q_next, config.eps_safe)
+            else:
+                q_next = critic(next_obs, a_next)
+            target = losses.safety_target(failure, q_next, config.gamma_safe, terminated=batch[SAFE_TERMINATED])
         logits = module.safety_critic.logits(batch[SAFE_OBS], batch[SAFE_ACTIONS])
         loss = losses.safety_critic_loss(logits, target, config.safety_loss)
         with torch.no_grad():
@@ -200,8 +207,18 @@ class SQRLTorchLearner(SACTorchLearner):
                 losses.cap_nu_(module.log_nu, config.nu_max)
 
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
-        """Log the last minibatch's loss statistics; skip DQN's periodic target sync (targets are
-        polyak-averaged every SGD step in :meth:`apply_gradients`)."""
+        """Check losses and parameters are finite, log the last minibatch's loss statistics; skip DQN's
+        periodic target sync (targets are polyak-averaged every SGD step in :meth:`apply_gradients`).
+
+        A NaN / inf raises NonFiniteError naming the loss or parameter, so the trial fails at this update
+        and Tune restarts it from its last checkpoint instead of training on garbage.
+        """
+        for module_id, stats in self._latest_stats.items():
+            module = self._module[module_id].unwrapped()
+            check_finite(
+                {k: v for k, v in stats.items() if k.endswith("_loss") and torch.is_tensor(v)},
+                module.named_parameters(),
+            )
         for module_id, stats in self._latest_stats.items():
             sums = stats.pop(_FAILING_SUMS, None)
             if sums is not None:

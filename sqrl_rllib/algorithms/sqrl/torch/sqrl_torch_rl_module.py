@@ -13,9 +13,16 @@ from ray.rllib.core.distribution.torch.torch_distribution import TorchSquashedGa
 from ray.rllib.core.learner.utils import make_target_network
 from ray.rllib.core.rl_module.apis import InferenceOnlyAPI, QNetAPI, TargetNetworkAPI
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
+from ray.util import log_once
 
 from sqrl_rllib.core.mask import MaskChoice, masked_choice
 from sqrl_rllib.core.networks import EnsembleQ, SafetyCritic, SquashedGaussianPolicy, sample_squashed
+
+# RLlib 2.60's own RLModule.__init__ still builds an RLModuleConfig for old custom models, which trips
+# that class's "RLModule(config=[RLModuleConfig object]) has been deprecated" warning in every process
+# although we construct the module the new way (keyword spaces and model_config). Its warning is
+# guarded by log_once: spend that once here so users do not see a warning they cannot act on.
+log_once("RLModule(config=[RLModuleConfig object])")
 
 # The module-to-env pipeline only sees the module's outputs, so the observations are passed through
 # under this key for the safety mask connector (which pops it again).
