@@ -14,7 +14,7 @@ the spec's eps_safe 0.1 and gamma_safe 0.65, action noise domain-randomised over
   rows of the last minibatch), for the diagnosis plots.
 
 Usage: python benchmarks/seeds.py --seed S [--steps 50000] [--checkpoint-dir DIR] [--resume]
-       [--out benchmarks/results/seeds] [--set KEY=VALUE ...]
+       [--out benchmarks/results/seeds] [--set KEY=VALUE ...] [--env-set KEY=VALUE ...] [--label L]
 The last line is ``RESULT seed=S reached_goal=.. last_failure_rate=.. final_return=..``.
 """
 
