@@ -11,9 +11,9 @@ No Ray needed: runs on a GPU machine with only torch installed.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from timing import ms_per_call
 
 from sqrl_rllib.core.networks import EnsembleQ, SafetyCritic, SquashedGaussianPolicy
 from sqrl_rllib.core.optim import adam
@@ -36,18 +36,12 @@ def parameter_groups(hidden: int, device: str) -> list[list[torch.Tensor]]:
 
 def ms_per_step(optimizers: list[torch.optim.Optimizer], steps: int, device: str) -> float:
     """Mean wall time of stepping every optimizer once, after a warm-up."""
-    for _ in range(20):
+
+    def step_all():
         for opt in optimizers:
             opt.step()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        for opt in optimizers:
-            opt.step()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps * 1000
+
+    return ms_per_call(step_all, steps, device)
 
 
 def main() -> None:

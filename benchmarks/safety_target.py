@@ -12,9 +12,9 @@ Usage: python benchmarks/safety_target.py [--samples 20] [--batch 256] [--hidden
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from timing import ms_per_call
 
 from sqrl_rllib.core import losses
 from sqrl_rllib.core.networks import SafetyCritic, SquashedGaussianPolicy, sample_squashed
@@ -47,16 +47,7 @@ def step_ms(policy_kind: str, samples: int, batch: int, hidden: int, device: str
         loss.backward()
         optimizer.step()
 
-    for _ in range(20):
-        one_step()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        one_step()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps * 1e3
+    return ms_per_call(one_step, steps, device)
 
 
 def main() -> None:
