@@ -23,7 +23,7 @@ import time
 import gymnasium as gym
 
 import sqrl_rllib.envs  # noqa: F401  (registers the sqrl ids)
-from sqrl_rllib.envs import ENV_IDS
+from sqrl_rllib.envs import ENV_IDS, CheckedEnv
 
 REFERENCE_ID = "Pendulum-v1"
 NUM_VECTOR_ENVS = 4
@@ -61,13 +61,16 @@ def timed_rate(step, steps_per_call: int, seconds: float, calls_per_check: int) 
             return steps / (now - start)
 
 
-def measure_single(env_id: str, seconds: float, env_kwargs: dict | None = None) -> float:
+def measure_single(env_id: str, seconds: float, env_kwargs: dict | None = None, checked: bool = False) -> float:
     """Env steps/s of one ``gymnasium.make(env_id)`` env stepped with random actions for ``seconds``.
 
     The env is reset whenever an episode ends (terminated or truncated); resets are inside the timed loop.
-    Construction and the first reset are not timed.
+    Construction and the first reset are not timed. ``checked`` wraps it in ``CheckedEnv`` as RLlib's env
+    creator does (``sqrl_rllib.envs.rllib.make_env``), to price the output checks.
     """
     env = gym.make(env_id, **(env_kwargs or {}))
+    if checked:
+        env = CheckedEnv(env)
     try:
         env.reset(seed=SEED)
         env.action_space.seed(SEED)
@@ -132,8 +135,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         kwargs = {"task": args.task}
         single = measure_single(env_id, args.seconds, kwargs)
         vector = measure_vector(env_id, args.seconds, NUM_VECTOR_ENVS, kwargs)
+        checked = measure_single(env_id, args.seconds, kwargs, checked=True)
         rows.append((env_id, single, vector))
         name = _short_name(env_id)
+        result[f"{name}_checked"] = round(checked)
+        result[f"{name}_checked_vs_plain"] = round(checked / single, 4)
         result[f"{name}_single"] = round(single)
         result[f"{name}_vec{NUM_VECTOR_ENVS}"] = round(vector)
         result[f"{name}_single_ratio"] = round(single / reference, 4)
