@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from sqrl_rllib.algorithms.sqrl.keys import SQRL_KEYS, check_sqrl_keys
+from sqrl_rllib.methods import DEFAULT_METHODS, METHODS, MethodError, check_methods
 from sqrl_rllib.resources import FIT_MODES
 
 CONFIG_DIR = pathlib.Path(__file__).parent / "tune_configs"
@@ -67,6 +68,8 @@ TOP_KEYS = {
     "seeds": "list of distinct non-negative integer seeds (default [0]). Each seed runs its own pretraining "
     "trial (and critic fit), and every fine-tuning grid point once per seed, from that seed's checkpoint.",
     "num_seeds": "shorthand for seeds: [0, 1, ..., N-1] (integer >= 1); give seeds or num_seeds, not both.",
+    "methods": f"list of methods to compare (default {list(DEFAULT_METHODS)}; valid: {', '.join(METHODS)}). "
+    "Each pretrains per seed (or reuses the pretraining it is built on) and runs its fine-tuning trials.",
     "training": "SAC training keys shared by both stages.",
     "resources": "EnvRunner / Learner resources per trial, and how they are fitted to the cluster ('auto').",
     "quick": "shrunken step counts used by --quick.",
@@ -202,9 +205,15 @@ def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> N
     num_seeds = experiment.get("num_seeds", 1)
     if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
         raise ExperimentError(f"num_seeds={num_seeds!r} is invalid: must be an integer >= 1.")
+    try:
+        methods = check_methods(experiment.get("methods", list(DEFAULT_METHODS)))
+    except MethodError as err:
+        raise ExperimentError(str(err)) from None
     for stage in ("pretrain", "finetune"):
         spec = experiment[stage]
         _check_mapping(spec, STAGE_KEYS, stage)
+        if "method" in (spec.get("sqrl") or {}):
+            raise ExperimentError(f"{stage}.sqrl.method is set by the pipeline: list methods in 'methods:' instead.")
         _check_mapping(spec.get("sqrl") or {}, SQRL_KEYS, f"{stage}.sqrl")
         _check_mapping(spec.get("stop") or {}, STOP_KEYS, f"{stage}.stop")
         if not spec.get("stop"):
@@ -220,13 +229,20 @@ def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> N
         _check_mapping(grid, GRID_KEYS, f"{stage}.grid")
         if "critic_fit" in spec:
             _check_critic_fit(spec, stage)
-        for values in [{}] + _grid_points(grid):
-            try:
-                check_sqrl_keys({"phase": stage, **(spec.get("sqrl") or {}), **values})
-            except ValueError as err:
-                raise ExperimentError(f"{stage}: {err}") from None
+        for name in methods:
+            for values in [{}] + _grid_points(grid):
+                keys = {"phase": stage, **(spec.get("sqrl") or {}), **values, **METHODS[name].keys(stage)}
+                try:
+                    check_sqrl_keys(keys | {"method": name})
+                except ValueError as err:
+                    raise ExperimentError(f"{stage} (method {name}): {err}") from None
         if check_env:
             _check_env(experiment["env"], spec.get("env_config") or {}, stage)
+
+
+def experiment_methods(experiment: dict[str, Any]) -> list[str]:
+    """The methods the experiment compares: ``methods``, else the default (sqrl, sac)."""
+    return list(experiment.get("methods", DEFAULT_METHODS))
 
 
 def experiment_seeds(experiment: dict[str, Any]) -> list[int]:
@@ -349,8 +365,11 @@ def prepare_experiment(
     quick: bool,
     num_seeds: int | None,
     seeds: list[int] | None = None,
+    methods: list[str] | None = None,
 ) -> dict:
     """Load, override, shrink (``--quick``) and validate an experiment; returns a fresh dict.
+
+    ``methods`` (the ``--methods`` flag) replaces the file's ``methods`` after every ``--set``.
 
     The seeds come from, last one winning: the file's ``seeds`` / ``num_seeds`` (not both), ``--quick``
     (``quick.num_seeds``), ``--set seeds=[..]`` / ``--set num_seeds=N`` (not both), then ``seeds`` /
@@ -395,5 +414,7 @@ def prepare_experiment(
     elif num_seeds is not None:
         experiment.pop("seeds", None)
         experiment["num_seeds"] = num_seeds
+    if methods is not None:
+        experiment["methods"] = list(methods)
     validate_experiment(experiment)
     return experiment

@@ -1,9 +1,10 @@
-"""The two Tune stages (pretrain per seed -> fine-tuning grid per seed) and the results they produce.
+"""The two Tune stages (pretrain per method x seed -> fine-tuning per method x grid x seed) and their results.
 
-Every seed of the experiment (``experiments.experiment_seeds``) runs its own pretraining trial (and
-critic fit); each fine-tuning trial starts from the checkpoint of its own seed: the fine-tuning config's
-``pretrained_checkpoint`` is a ``tune.sample_from(SeedCheckpoint(...))`` that Tune resolves from the
-trial's ``seed`` once the grid (eps_safe x gamma_safe x seed) is expanded.
+Every pretraining method (``methods.pretraining_methods``) x seed (``experiments.experiment_seeds``) runs
+its own pretraining trial (and critic fit); each fine-tuning trial starts from the checkpoint of its
+method's pretraining and its own seed. A stage's trials are a Tune grid over ``grid_point`` (a dict: the
+method and its SQRL keys, e.g. eps_safe) x seed; every key a point sets is a ``tune.sample_from`` that
+reads it, and the fine-tuning ``pretrained_checkpoint`` is a ``tune.sample_from(PretrainedCheckpoint(..))``.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ RETURN_KEY = "env_runners/episode_return_mean"
 FAILURES_KEY = "sqrl/cumulative_failures"
 EPISODES_KEY = "sqrl/cumulative_episodes"
 
-# The results table: one "trial" row per stage x grid point x seed, then (for grid points run with two or
-# more seeds) a "mean" and a "std" row over those seeds, whose seed and trial_dir are empty.
-GROUP_COLUMNS = ["stage", "eps_safe", "gamma_safe"]
-METRIC_COLUMNS = ["env_steps", "episodes", "failures", "failure_rate", "final_return"]
+# The results table: one "trial" row per stage x method x grid point x seed, then (for grid points run with
+# two or more seeds) a "mean" and a "std" row over those seeds, whose seed and trial_dir are empty.
+GROUP_COLUMNS = ["stage", "method", "eps_safe", "gamma_safe"]
+METRIC_COLUMNS = ["env_steps", "episodes", "failures", "failure_rate", "final_return", "return_auc"]
 TABLE_COLUMNS = [*GROUP_COLUMNS, "seed", "kind", *METRIC_COLUMNS, "trial_dir"]
 STAGE_ORDER = {"pretrain": 0, "finetune": 1}
 GRID_KEYS = ("eps_safe", "gamma_safe")
+# Trial directory names spell these resolved values (not the checkpoint path or the grid point's dict).
+DIRNAME_KEYS = ("method", "eps_safe", "gamma_safe", "seed")
 
 
 def build_config(experiment: dict[str, Any], stage: str):
@@ -79,32 +82,80 @@ def fit_to_cluster(experiment: dict[str, Any], cluster: dict[str, float]) -> dic
     return {**experiment, "resources": fitted}
 
 
-def pretrain_config(experiment: dict[str, Any], seeds: list[int]):
-    """Stage 1's Tune search space: the pretraining config with a grid over ``seeds`` (one trial each)."""
+def stage_points(experiment: dict[str, Any], stage: str) -> list[dict[str, Any]]:
+    """The trial points of ``stage`` besides the seed: one dict of method name and SQRL keys per point.
+
+    Pretraining: one point per method that pretrains (``methods.pretraining_methods``). Fine-tuning: per
+    method, the grid eps_safe x gamma_safe where the method uses it (``Method.safety_grid``), else one point.
+    """
+    from sqrl_rllib.experiments import experiment_methods
+    from sqrl_rllib.methods import METHODS, pretraining_methods
+
+    methods = experiment_methods(experiment)
+    if stage == "pretrain":
+        return [{"method": m, **METHODS[m].keys(stage)} for m in pretraining_methods(methods)]
+    grid = experiment["finetune"].get("grid") or {}
+    grid_points: list[dict[str, Any]] = [{}]
+    for key in GRID_KEYS:
+        if key in grid:
+            grid_points = [{**p, key: v} for p in grid_points for v in grid[key]]
+    points = []
+    for name in methods:
+        method = METHODS[name]
+        for values in grid_points if method.safety_grid else [{}]:
+            points.append({"method": name, **values, **method.keys(stage)})
+    return points
+
+
+class PointValue:
+    """``tune.sample_from`` callable: a key's value in the trial's ``grid_point`` (else ``default``)."""
+
+    def __init__(self, key: str, default: Any):
+        self.key, self.default = key, default
+
+    def __call__(self, config: dict[str, Any]) -> Any:
+        return config["grid_point"].get(self.key, self.default)
+
+    def __repr__(self) -> str:
+        return f"PointValue({self.key!r})"
+
+
+def _stage_space(experiment: dict[str, Any], stage: str, seeds: list[int]):
+    """``stage``'s config with a grid over its points x ``seeds``; the point's keys are read from it."""
     from ray import tune
 
-    return build_config(experiment, "pretrain").debugging(seed=tune.grid_search(list(seeds)))
+    config = build_config(experiment, stage)
+    points = stage_points(experiment, stage)
+    for key in sorted({key for point in points for key in point}):
+        setattr(config, key, tune.sample_from(PointValue(key, getattr(config, key))))
+    # Not an SQRL key: RLlib keeps it as a plain attribute, and the trial's keys are read from it.
+    config.grid_point = tune.grid_search(points)
+    config.debugging(seed=tune.grid_search(list(seeds)))
+    return config
 
 
-def finetune_config(experiment: dict[str, Any], seeds: list[int], checkpoints: dict[int, str]):
-    """Stage 2's Tune search space: grid eps_safe x gamma_safe x ``seeds``, each from its seed's checkpoint.
+def pretrain_config(experiment: dict[str, Any], seeds: list[int]):
+    """Stage 1's Tune search space: one pretraining trial per pretraining method x seed."""
+    return _stage_space(experiment, "pretrain", seeds)
 
-    ``checkpoints`` maps every seed to its pretraining (or critic-fitted) checkpoint; the config's
-    ``pretrained_checkpoint`` is ``tune.sample_from(SeedCheckpoint(checkpoints))``, which Tune resolves
-    after the grid, from the trial's own ``seed``.
+
+def finetune_config(experiment: dict[str, Any], seeds: list[int], checkpoints: dict[tuple[str, int], str]):
+    """Stage 2's Tune search space: methods x their grid points x ``seeds``, each from its own checkpoint.
+
+    ``checkpoints`` maps (pretraining method, seed) to the pretraining (or critic-fitted) checkpoint; the
+    config's ``pretrained_checkpoint`` is ``tune.sample_from(PretrainedCheckpoint(checkpoints))``, which
+    Tune resolves after the grid, from the trial's method and seed.
     """
     from ray import tune
 
-    missing = sorted(set(seeds) - set(checkpoints))
+    from sqrl_rllib.methods import METHODS
+
+    needed = {(METHODS[p["method"]].pretrained_by, s) for p in stage_points(experiment, "finetune") for s in seeds}
+    missing = sorted(needed - set(checkpoints))
     if missing:
-        raise ValueError(f"no pretraining checkpoint for seeds {missing}")
-    grid = experiment["finetune"].get("grid") or {}
-    config = build_config(experiment, "finetune")
-    for key in GRID_KEYS:
-        if key in grid:
-            setattr(config, key, tune.grid_search(list(grid[key])))
-    config.debugging(seed=tune.grid_search(list(seeds)))
-    config.pretrained_checkpoint = tune.sample_from(SeedCheckpoint(checkpoints))
+        raise ValueError(f"no pretraining checkpoint for (method, seed) {missing}")
+    config = _stage_space(experiment, "finetune", seeds)
+    config.pretrained_checkpoint = tune.sample_from(PretrainedCheckpoint(checkpoints))
     return config
 
 
@@ -135,57 +186,68 @@ def _run_config(name: str, run_dir: str, stop: dict, max_failures: int, verbose:
     )
 
 
-class SeedCheckpoint:
-    """``tune.sample_from`` callable: a fine-tuning trial's pretrained checkpoint, chosen by its ``seed``.
+class PretrainedCheckpoint:
+    """``tune.sample_from`` callable: a fine-tuning trial's pretrained checkpoint, by its method and seed.
 
-    ``checkpoints`` maps each seed to the checkpoint path its pretraining trial (or critic fit) left.
-    Tune calls it with the trial's resolved config, so grid_search over the seed picks the matching path.
+    ``checkpoints`` maps (pretraining method, seed) to the checkpoint path that pretraining trial (or its
+    critic fit) left. Tune calls it with the trial's resolved config: the grid point's method names the
+    pretraining method (``Method.pretrained_by``) and the seed picks the path.
     """
 
-    def __init__(self, checkpoints: dict[int, str]):
-        self.checkpoints = {int(seed): str(path) for seed, path in checkpoints.items()}
+    def __init__(self, checkpoints: dict[tuple[str, int], str]):
+        self.checkpoints = {(str(m), int(seed)): str(path) for (m, seed), path in checkpoints.items()}
 
     def __call__(self, config: dict[str, Any]) -> str:
-        seed = config.get("seed")
-        if seed not in self.checkpoints:
+        from sqrl_rllib.methods import METHODS
+
+        # The grid point, not config["method"]: grid values are resolved before any sample_from.
+        key = (METHODS[config["grid_point"]["method"]].pretrained_by, config.get("seed"))
+        if key not in self.checkpoints:
             # ValueError, not KeyError: Tune retries a sample_from that raises KeyError with another argument.
             raise ValueError(
-                f"no pretraining checkpoint for seed {seed!r}; pretrained seeds: {sorted(self.checkpoints)}"
+                f"no pretraining checkpoint for (method, seed) {key!r}; pretrained: {sorted(self.checkpoints)}"
             )
-        return self.checkpoints[seed]
+        return self.checkpoints[key]
 
     def __repr__(self) -> str:
-        return f"SeedCheckpoint({self.checkpoints!r})"
+        return f"PretrainedCheckpoint({self.checkpoints!r})"
 
 
-def pretrain_checkpoints(results, seeds: list[int]) -> dict[int, str]:
-    """Seed -> final checkpoint path of each pretraining trial in ``results``; checks they ran ``seeds``."""
+def pretrain_checkpoints(results, seeds: list[int], methods: list[str]) -> dict[tuple[str, int], str]:
+    """(method, seed) -> final checkpoint of each pretraining trial in ``results``; checks they ran
+    ``methods`` x ``seeds``."""
     checkpoints = {}
     for result in results:
         if result.checkpoint is None:
             raise RuntimeError(f"pretraining trial {result.path} left no checkpoint")
-        checkpoints[int(result.config["seed"])] = result.checkpoint.path
-    if sorted(checkpoints) != sorted(seeds):
+        checkpoints[(str(result.config.get("method", "sqrl")), int(result.config["seed"]))] = result.checkpoint.path
+    wanted = {(m, s) for m in methods for s in seeds}
+    if set(checkpoints) != wanted:
         raise RuntimeError(
-            f"the pretraining stage holds seeds {sorted(checkpoints)} but this run asks for {sorted(seeds)}: "
-            "--resume a run with the seeds it started with, or start a new run (--name)."
+            f"the pretraining stage holds (method, seed) {sorted(checkpoints)} but this run asks for "
+            f"{sorted(wanted)}: --resume a run with the methods and seeds it started with, or start a new run (--name)."
         )
     return checkpoints
 
 
-def critic_fit_dir(run_dir: str, seed: int) -> str:
-    """Where the critic fit of ``seed``'s pretraining checkpoint is saved: ``RUN/pretrain_critic_fit/seed_S``."""
-    return os.path.join(run_dir, "pretrain_critic_fit", f"seed_{int(seed)}")
+def critic_fit_dir(run_dir: str, seed: int, method: str = "sqrl") -> str:
+    """Where the critic fit of a pretraining checkpoint is saved: ``RUN/pretrain_critic_fit/seed_S`` for
+    SQRL's, ``RUN/pretrain_critic_fit/METHOD_seed_S`` for another method's."""
+    prefix = "" if method == "sqrl" else f"{method}_"
+    return os.path.join(run_dir, "pretrain_critic_fit", f"{prefix}seed_{int(seed)}")
 
 
 def trial_dirname(trial) -> str:
     """Trial directory name: Tune's default (trainable, id, index, grid values) without the checkpoint path.
 
-    The default spells every resolved search value, ``pretrained_checkpoint`` included, which would fill
-    the name with a path (and truncate the seed off it).
+    The default spells every resolved search value, ``pretrained_checkpoint`` and the grid point included,
+    which would fill the name with a path (and truncate the seed off it); this one spells DIRNAME_KEYS.
     """
     index = str(trial.experiment_tag).split("_", 1)[0]
-    params = {k: v for k, v in sorted(trial.evaluated_params.items()) if k != "pretrained_checkpoint"}
+    # The grid point's values (method, eps_safe, ...) are resolved per trial, but Tune lists only the
+    # grid variable itself among the evaluated params.
+    values = {**(trial.evaluated_params.get("grid_point") or {}), **trial.evaluated_params}
+    params = {k: v for k, v in sorted(values.items()) if k in DIRNAME_KEYS}
     tag = ",".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
     return re.sub(r"[^a-zA-Z0-9_.,=-]+", "_", f"{trial}_{index}_{tag}".rstrip("_"))
 
@@ -221,17 +283,20 @@ def run_pipeline(
     max_failures: int = 3,
     verbose: bool = False,
 ) -> pd.DataFrame:
-    """Run pretraining (one trial per seed) then the fine-tuning grid x seeds; returns (and writes) the table.
+    """Run pretraining (one trial per pretraining method x seed) then fine-tuning (methods x grid x seeds);
+    returns (and writes) the table.
 
-    Each fine-tuning trial starts from the pretraining checkpoint of its own seed (the critic-fitted one
-    when the experiment has ``pretrain.critic_fit``). The table is ``results_table``'s.
+    Each fine-tuning trial starts from the pretraining checkpoint of its method's pretraining and its own
+    seed (the critic-fitted one when the experiment has ``pretrain.critic_fit`` and the method a safety
+    critic). The table is ``results_table``'s.
     """
     import ray
 
     from sqrl_rllib.algorithms.sqrl import SQRL
     from sqrl_rllib.algorithms.sqrl.sqrl import fit_checkpoint_safety_critic
     from sqrl_rllib.envs.rllib import register_rllib_envs
-    from sqrl_rllib.experiments import experiment_seeds
+    from sqrl_rllib.experiments import experiment_methods, experiment_seeds
+    from sqrl_rllib.methods import METHODS, pretraining_methods
 
     if not ray.is_initialized():
         # Connects to RAY_ADDRESS / the job's cluster when there is one, else starts a local Ray.
@@ -245,21 +310,25 @@ def run_pipeline(
         return _fit(name, run_dir, SQRL, config, run_config, resume)
 
     seeds = experiment_seeds(experiment)
+    pre_methods = pretraining_methods(experiment_methods(experiment))
     pre_results = stage("pretrain", pretrain_config(experiment, seeds))
-    checkpoints = pretrain_checkpoints(pre_results, seeds)
+    checkpoints = pretrain_checkpoints(pre_results, seeds, pre_methods)
     fit = experiment["pretrain"].get("critic_fit")
-    if fit:
+    for method in pre_methods if fit else []:
+        if not METHODS[method].critic_fit:
+            continue
         for seed in seeds:  # one after the other in the driver; each is reused on --resume
-            print(f"[sqrl] seed {seed}: fitting Q_safe on its pretraining data", flush=True)
-            checkpoints[seed] = fit_checkpoint_safety_critic(
-                build_config(experiment, "pretrain").debugging(seed=seed),
-                checkpoints[seed],
-                critic_fit_dir(run_dir, seed),
+            print(f"[sqrl] {method} seed {seed}: fitting Q_safe on its pretraining data", flush=True)
+            config = build_config(experiment, "pretrain").sqrl(**METHODS[method].keys("pretrain"), method=method)
+            checkpoints[(method, seed)] = fit_checkpoint_safety_critic(
+                config.debugging(seed=seed),
+                checkpoints[(method, seed)],
+                critic_fit_dir(run_dir, seed, method),
                 int(fit["num_steps"]),
                 float(fit.get("failure_fraction", 0.0)),
             )
-    for seed in seeds:
-        print(f"[sqrl] pretraining done; seed {seed} fine-tunes from {checkpoints[seed]}", flush=True)
+    for (method, seed), path in sorted(checkpoints.items()):
+        print(f"[sqrl] pretraining done; {method} seed {seed} fine-tunes from {path}", flush=True)
 
     ft_results = stage("finetune", finetune_config(experiment, seeds, checkpoints))
 
@@ -298,8 +367,12 @@ def results_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _group_sort_key(row: dict[str, Any]) -> tuple:
-    # None sorts first; numbers by value.
-    return tuple((row[c] is not None, row[c] if row[c] is not None else 0) for c in GROUP_COLUMNS[1:])
+    # Methods in registry order; then None first and numbers by value.
+    from sqrl_rllib.methods import METHODS
+
+    names = list(METHODS)
+    method = names.index(row["method"]) if row["method"] in names else len(names)
+    return (method, *((row[c] is not None, row[c] if row[c] is not None else 0) for c in GROUP_COLUMNS[2:]))
 
 
 def _runs(rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
@@ -317,6 +390,8 @@ def format_table(table: pd.DataFrame) -> str:
     shown = table.copy()
     for column in METRIC_COLUMNS:
         shown[column] = shown[column].map(_format_number)
+    for column in GRID_KEYS:  # empty for a method without a safety critic
+        shown[column] = shown[column].map(lambda v: "" if v is None or pd.isna(v) else _format_number(v))
     shown["seed"] = shown["seed"].map(lambda seed: "" if pd.isna(seed) else str(seed))
     shown["trial_dir"] = shown["trial_dir"].map(lambda path: "" if pd.isna(path) else str(path))
     return shown.to_string(index=False)
@@ -332,13 +407,21 @@ def _format_number(value: Any) -> str:
 
 
 def _row(stage: str, result) -> dict[str, Any]:
+    from sqrl_rllib.methods import METHODS
+
     cfg, m = result.config, result.metrics or {}
     failures = int(_get(m, FAILURES_KEY, 0))
     episodes = int(_get(m, EPISODES_KEY, 0))
+    method = cfg.get("method", "sqrl")
+    # eps_safe / gamma_safe are empty for a method without a safety critic in this trial.
+    safety = cfg.get("safety_critic", True) and (
+        stage == "pretrain" or METHODS.get(method, METHODS["sqrl"]).safety_grid
+    )
     return {
         "stage": stage,
-        "eps_safe": cfg.get("eps_safe"),
-        "gamma_safe": cfg.get("gamma_safe"),
+        "method": method,
+        "eps_safe": cfg.get("eps_safe") if safety else None,
+        "gamma_safe": cfg.get("gamma_safe") if safety else None,
         "seed": cfg.get("seed"),
         "kind": "trial",
         "env_steps": int(_get(m, STEPS_KEY, 0)),
@@ -346,8 +429,25 @@ def _row(stage: str, result) -> dict[str, Any]:
         "failures": failures,
         "failure_rate": round(failures / episodes, 4) if episodes else float("nan"),
         "final_return": round(float(_get(m, RETURN_KEY, float("nan"))), 3),
+        "return_auc": round(return_auc(result.metrics_dataframe), 3),
         "trial_dir": result.path,
     }
+
+
+def return_auc(history: pd.DataFrame | None) -> float:
+    """Mean episode return over the trial's env steps (area under the return curve / steps spanned).
+
+    Trapezoids over the reported (env steps, return) points; NaN when fewer than two points have a return.
+    It rewards learning early, which the final return alone does not show.
+    """
+    if history is None or RETURN_KEY not in history or STEPS_KEY not in history:
+        return float("nan")
+    curve = history[[STEPS_KEY, RETURN_KEY]].dropna().sort_values(STEPS_KEY)
+    steps, returns = curve[STEPS_KEY].to_numpy(float), curve[RETURN_KEY].to_numpy(float)
+    if len(steps) < 2 or steps[-1] <= steps[0]:
+        return float("nan")
+    area = float(((returns[1:] + returns[:-1]) * 0.5 * (steps[1:] - steps[:-1])).sum())
+    return area / float(steps[-1] - steps[0])
 
 
 def _get(metrics: dict, dotted: str, default):
@@ -359,8 +459,41 @@ def _get(metrics: dict, dotted: str, default):
     return node
 
 
+def seed_curves(results: list[tuple[str, Any]], stage: str, key: str, points: int = 100) -> dict[str, tuple]:
+    """Per method x grid point of ``stage``: (steps, mean, low, high) of metric ``key`` over its seeds.
+
+    Each trial's curve is interpolated onto ``points`` env-step values up to the shortest trial's last
+    step; low / high are the minimum and maximum over seeds (None with one seed). Keys are legend labels.
+    """
+    import numpy as np
+
+    groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for stage_name, result in results:
+        df = result.metrics_dataframe
+        if stage_name != stage or df is None or key not in df or STEPS_KEY not in df:
+            continue
+        curve = df[[STEPS_KEY, key]].dropna().sort_values(STEPS_KEY)
+        if curve.empty:
+            continue
+        row = _row(stage, result)
+        label = row["method"] + "".join(f" {c}={row[c]}" for c in ("eps_safe", "gamma_safe") if row[c] is not None)
+        groups.setdefault(label, []).append((curve[STEPS_KEY].to_numpy(float), curve[key].to_numpy(float)))
+    out = {}
+    for label, curves in groups.items():
+        end = min(steps[-1] for steps, _ in curves)
+        grid = np.linspace(min(steps[0] for steps, _ in curves), end, points)
+        values = np.stack([np.interp(grid, steps, vals) for steps, vals in curves])
+        many = len(curves) > 1
+        out[label] = (grid, values.mean(0), values.min(0) if many else None, values.max(0) if many else None)
+    return out
+
+
 def write_outputs(table: pd.DataFrame, results: list[tuple[str, Any]], run_dir: str) -> dict[str, str]:
-    """Write results.csv, results.parquet and the two PNG plots into ``run_dir`` (local runs)."""
+    """Write results.csv, results.parquet and the two PNG plots into ``run_dir`` (local runs).
+
+    Each plot has a pretraining and a fine-tuning panel with one curve per method x grid point: the mean
+    over seeds, with a band from the lowest to the highest seed (``seed_curves``).
+    """
     if "://" in run_dir:
         out = pathlib.Path(os.environ.get("SQRL_LOCAL_RESULTS", ".")) / pathlib.Path(run_dir).name
     else:
@@ -380,17 +513,17 @@ def write_outputs(table: pd.DataFrame, results: list[tuple[str, Any]], run_dir: 
         (RETURN_KEY, "episode return (mean of last 20)", "return.png"),
         (FAILURES_KEY, "cumulative failures", "cumulative_failures.png"),
     ):
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for stage, result in results:
-            df = result.metrics_dataframe
-            if df is None or key not in df or STEPS_KEY not in df:
-                continue
-            cfg = result.config
-            label = f"{stage} eps={cfg.get('eps_safe')} gamma={cfg.get('gamma_safe')} seed={cfg.get('seed')}"
-            ax.plot(df[STEPS_KEY], df[key], label=label)
-        ax.set_xlabel("env steps")
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize=7)
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4), squeeze=False)
+        for ax, stage in zip(axes[0], ("pretrain", "finetune"), strict=True):
+            for label, (steps, mean, low, high) in seed_curves(results, stage, key).items():
+                (line,) = ax.plot(steps, mean, label=label)
+                if low is not None:
+                    ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
+            ax.set_title(stage)
+            ax.set_xlabel("env steps")
+            ax.set_ylabel(ylabel)
+            if ax.lines:
+                ax.legend(fontsize=7)
         fig.tight_layout()
         paths[fname] = str(out / fname)
         fig.savefig(paths[fname], dpi=100)

@@ -18,19 +18,24 @@ PROBE_STEPS = 600
 
 
 def trial_plan(experiment: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per stage: trials (grid points x seeds), env steps per trial, total env steps."""
+    """One row per stage: trials (method grid points x seeds), env steps per trial, total env steps."""
     from sqrl_rllib.experiments import experiment_seeds
+    from sqrl_rllib.pipeline import stage_points
 
     seeds = experiment_seeds(experiment)
     rows = []
     for stage in ("pretrain", "finetune"):
         grid = experiment[stage].get("grid") or {}
-        points = math.prod(len(v) for v in grid.values()) if grid else 1
+        points = stage_points(experiment, stage)
+        methods: dict[str, int] = {}
+        for point in points:
+            methods[point["method"]] = methods.get(point["method"], 0) + 1
         steps = experiment[stage]["stop"].get("num_env_steps_sampled_lifetime")
-        trials = points * len(seeds)
+        trials = len(points) * len(seeds)
         rows.append(
             {
                 "stage": stage,
+                "methods": methods,
                 "grid": {k: list(v) for k, v in grid.items()},
                 "seeds": seeds,
                 "trials": trials,
@@ -79,9 +84,11 @@ def describe_plan(experiment: dict[str, Any], lean_steps_per_s: float, cpus: int
             continue
         seconds = math.ceil(row["trials"] / parallel) * steps / rate
         total += seconds
-        grid = f" x grid {row['grid']}" if row["grid"] else ""
+        grid = f" (grid {row['grid']} for the methods with a safety critic)" if row["grid"] else ""
+        methods = ", ".join(f"{m} x{n}" if n > 1 else m for m, n in row["methods"].items())
         lines.append(
-            f"  {row['stage']}: {row['trials']} trial(s) = seeds {row['seeds']}{grid}; {steps} env steps each, "
+            f"  {row['stage']}: {row['trials']} trial(s) = methods {methods}{grid} x seeds {row['seeds']}; "
+            f"{steps} env steps each, "
             f"{row['env_steps_total']} in all; about {_minutes(seconds)}"
         )
     lines.append(f"  estimated training time: about {_minutes(total)} (plus Ray and trial start-up)")

@@ -1,8 +1,8 @@
 """``python -m sqrl_rllib.tune EXPERIMENT``: SQRL pretraining, then a fine-tuning grid, on Ray Tune.
 
-Stage 1 runs one pretraining trial per seed under ``tune.Tuner`` (a grid over the seed); stage 2 runs
-fine-tuning trials (grid over eps_safe x gamma_safe x seed), each starting from the stage-1 checkpoint of
-its own seed in the run's storage path.
+Stage 1 runs one pretraining trial per method x seed under ``tune.Tuner`` (methods that fine-tune from
+another's pretraining, e.g. sac_from_sqrl, reuse it); stage 2 runs fine-tuning trials (method x grid over
+eps_safe x gamma_safe x seed), each starting from the stage-1 checkpoint of its own method and seed.
 Locally an embedded Ray is started; with ``RAY_ADDRESS`` set (or under ``ray job submit``) the
 existing cluster is used. The run ends with a results table, written as CSV and Parquet, plots of
 return and cumulative failures, and TensorBoard event files for every trial under the run directory.
@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 from sqrl_rllib.experiments import ExperimentError, available_experiments, parse_seeds, prepare_experiment
+from sqrl_rllib.methods import DEFAULT_METHODS, METHODS, MethodError, parse_methods
 
 DEFAULT_STORAGE = "~/sqrl_results"
 
@@ -61,6 +62,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="N",
         help="shorthand for --seeds 0,1,...,N-1 (give --seeds or --num-seeds, not both)",
     )
+    parser.add_argument(
+        "--methods",
+        default=None,
+        metavar="M1,M2,...",
+        help=f"comma-separated methods to compare, e.g. --methods sqrl,sac (valid: {', '.join(METHODS)}; "
+        f"default: the experiment's methods, else {','.join(DEFAULT_METHODS)})",
+    )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run of this experiment")
     parser.add_argument("--name", default=None, help="run directory name (default: the experiment's name)")
     parser.add_argument("--max-failures", type=int, default=3, help="retries of a crashed trial from its checkpoint")
@@ -84,8 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         seeds = None if args.seeds is None else parse_seeds(args.seeds)
-        experiment = prepare_experiment(args.experiment, args.overrides, args.quick, args.num_seeds, seeds=seeds)
-    except ExperimentError as err:
+        methods = None if args.methods is None else parse_methods(args.methods)
+        experiment = prepare_experiment(
+            args.experiment, args.overrides, args.quick, args.num_seeds, seeds=seeds, methods=methods
+        )
+    except (ExperimentError, MethodError) as err:
         return _usage_error(str(err))
     if args.dry_run:
         from sqrl_rllib.plan import describe_plan, measured_steps_per_s
@@ -125,9 +136,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def describe_experiment(experiment: dict[str, Any], run_dir: str, log: str) -> str:
     """The resolved experiment as a short block: env, seeds, both stages' budgets and keys, resources."""
-    from sqrl_rllib.experiments import experiment_seeds
+    from sqrl_rllib.experiments import experiment_methods, experiment_seeds
 
-    lines = [f"[sqrl] experiment {experiment['name']}: env {experiment['env']}, seeds {experiment_seeds(experiment)}"]
+    lines = [
+        f"[sqrl] experiment {experiment['name']}: env {experiment['env']}, methods "
+        f"{','.join(experiment_methods(experiment))}, seeds {experiment_seeds(experiment)}"
+    ]
     for stage in ("pretrain", "finetune"):
         spec = experiment[stage]
         keys = {**(spec.get("env_config") or {}), **(spec.get("sqrl") or {})}

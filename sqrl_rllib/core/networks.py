@@ -80,12 +80,22 @@ class SafetyCritic(nn.Module):
 
 
 class SquashedGaussianPolicy(nn.Module):
-    """pi(a|s): a Gaussian squashed by tanh into [-1, 1]^act_dim (SAC's policy)."""
+    """pi(a|s): a Gaussian squashed by tanh into [-1, 1]^act_dim (SAC's policy).
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (256, 256)):
+    ``mean_init_scale`` multiplies the initial weights and bias of the mean's output units: a small
+    value starts every seed from a policy mean near 0 instead of a random direction (TF-Agents'
+    ``init_means_output_factor``: 0.1 by default, 0.01 in the SQRL authors' DrunkSpider config).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (256, 256), mean_init_scale: float = 1.0):
         super().__init__()
         self.net = mlp(obs_dim, 2 * act_dim, hidden)
         self.act_dim = act_dim
+        if mean_init_scale != 1.0:
+            head = self.net[-1]
+            with torch.no_grad():
+                head.weight[:act_dim].mul_(mean_init_scale)
+                head.bias[:act_dim].mul_(mean_init_scale)
 
     def distribution_inputs(self, obs: torch.Tensor) -> torch.Tensor:
         """Raw head output [..., 2 * act_dim] (mean, log_std), log_std clamped."""

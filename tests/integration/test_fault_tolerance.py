@@ -10,7 +10,7 @@ import pandas as pd
 
 from tests.integration.processes import descendants_named, kill_all, process_tree
 
-QUICK = ["-m", "sqrl_rllib.tune", "drunk_spider", "--quick", "--set", "quick.pretrain_steps=3000"]
+QUICK = ["-m", "sqrl_rllib.tune", "drunk_spider", "--quick", "--methods", "sqrl", "--set", "quick.pretrain_steps=3000"]
 
 
 def wait_for(predicate, timeout: float, poll: float = 0.5):

@@ -111,7 +111,34 @@ def test_pretrain_then_finetune_starts_from_pretrained_weights(ray_local, tmp_pa
     ft.stop()
 
 
+def test_sac_method_trains_no_safety_critic_and_never_masks(ray_local):
+    from sqrl_rllib.methods import METHODS
+
+    algo = small_config("pretrain", "pretrain").sqrl(method="sac", **METHODS["sac"].keys("pretrain")).build_algo()
+    before = {k: v.clone() for k, v in module_state(algo).items()}
+    for _ in range(3):
+        result = algo.train()
+    sqrl = result["sqrl"]
+    assert sqrl["num_sgd_steps"] > 0 and sqrl["num_safety_critic_steps"] == 0 and sqrl["mask_active"] == 0.0
+    after = module_state(algo)
+    for name in before:
+        changed = not torch.equal(before[name], after[name])
+        # The policy and critics learn; Q_safe (and its target) never move; nu stays, no Lagrangian.
+        if name.startswith(("safety_critic.", "target_safety_critic.")) or name == "log_nu":
+            assert not changed, name
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("policy."))
+    assert "safety_loss" not in result["learners"]["default_policy"]
+    algo.stop()
+
+
 def test_invalid_config_names_the_key():
+    # Without a safety critic nothing may use one.
+    with pytest.raises(
+        ValueError, match="safety_critic=False is invalid: without a safety critic set mask_enabled=false"
+    ):
+        SQRLConfig().sqrl(safety_critic=False).validate()
+    with pytest.raises(ValueError, match="method"):
+        SQRLConfig().sqrl(method="ppo").validate()
     with pytest.raises(ValueError, match="eps_safe"):
         SQRLConfig().sqrl(eps_safe=1.5).validate()
     with pytest.raises(ValueError, match="num_action_samples"):

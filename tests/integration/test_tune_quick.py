@@ -1,5 +1,6 @@
-"""`python -m sqrl_rllib.tune drunk_spider --quick --seeds 1,2` end to end: per-seed pretraining, critic fit
-and fine-tuning, table with mean/std rows, CSV, Parquet, plots, TensorBoard."""
+"""`python -m sqrl_rllib.tune drunk_spider --quick --seeds 1,2` end to end with the default methods (sqrl, sac):
+per-method x seed pretraining, critic fit and fine-tuning, table with mean/std rows, CSV, Parquet, plots,
+TensorBoard."""
 
 import json
 import pathlib
@@ -25,13 +26,17 @@ def test_quick_drunk_spider_pipeline_two_seeds(tmp_path):
     table = pd.read_parquet(run_dir / "results.parquet")
     trials = table[table["kind"] == "trial"]
 
-    # A trial row per stage x seed, then a mean and a std row per stage (one grid point).
-    assert list(table["stage"]) == ["pretrain"] * 4 + ["finetune"] * 4
-    assert list(table["kind"]) == ["trial", "trial", "mean", "std"] * 2
-    assert list(trials["seed"]) == [1, 2, 1, 2]
+    # A trial row per stage x method x seed, then a mean and a std row per stage x method (one grid point).
+    assert list(table["stage"]) == ["pretrain"] * 8 + ["finetune"] * 8
+    assert list(table["method"]) == (["sqrl"] * 4 + ["sac"] * 4) * 2
+    assert list(table["kind"]) == ["trial", "trial", "mean", "std"] * 4
+    assert list(trials["seed"]) == [1, 2] * 4
     assert table.loc[table["kind"] != "trial", "seed"].isna().all()
-    for stage in ("pretrain", "finetune"):
-        rows = table[table["stage"] == stage]
+    # SAC has no safety critic: no eps_safe / gamma_safe in its rows.
+    assert table.loc[table["method"] == "sac", ["eps_safe", "gamma_safe"]].isna().all().all()
+    assert (table.loc[table["method"] == "sqrl", "eps_safe"] == 0.1).all()
+    for stage, method in (("pretrain", "sqrl"), ("pretrain", "sac"), ("finetune", "sqrl"), ("finetune", "sac")):
+        rows = table[(table["stage"] == stage) & (table["method"] == method)]
         seeds = rows[rows["kind"] == "trial"]
         mean = rows[rows["kind"] == "mean"].iloc[0]
         std = rows[rows["kind"] == "std"].iloc[0]
@@ -49,17 +54,29 @@ def test_quick_drunk_spider_pipeline_two_seeds(tmp_path):
     fitted = [(run_dir / "pretrain_critic_fit" / f"seed_{seed}" / state).read_bytes() for seed in (1, 2)]
     assert fitted[0] != fitted[1]
 
-    # Every trial ran its own seed; each fine-tuning trial started from its own seed's fitted checkpoint.
+    # Every trial ran its own method and seed; each SQRL fine-tuning trial started from its own seed's fitted
+    # checkpoint, each SAC one from SAC's own pretraining trial of that seed.
+    sac_pretrain = {
+        r["seed"]: r["trial_dir"] for _, r in trials.iterrows() if (r["stage"], r["method"]) == ("pretrain", "sac")
+    }
     for _, row in trials.iterrows():
         params = json.loads((pathlib.Path(row["trial_dir"]) / "params.json").read_text())
-        assert params["seed"] == row["seed"]
+        assert params["seed"] == row["seed"] and params["method"] == row["method"]
+        assert f"method={row['method']}" in pathlib.Path(row["trial_dir"]).name
         assert "pretrained_checkpoint" not in pathlib.Path(row["trial_dir"]).name
-        if row["stage"] == "finetune":
+        assert params["mask_enabled"] is params["safety_critic"] is (row["method"] == "sqrl")
+        if row["stage"] == "pretrain":
+            assert params["pretrained_checkpoint"] is None
+        elif row["method"] == "sqrl":
             assert params["pretrained_checkpoint"] == str(run_dir / "pretrain_critic_fit" / f"seed_{row['seed']}")
         else:
-            assert params["pretrained_checkpoint"] is None
+            assert params["pretrained_checkpoint"].startswith(sac_pretrain[row["seed"]])
+        progress = pd.read_csv(pathlib.Path(row["trial_dir"]) / "progress.csv")
+        # SAC never trains a safety critic; SQRL's pretraining does.
+        trained = progress.get("sqrl/num_safety_critic_steps", pd.Series([0])).fillna(0).max() > 0
+        assert trained is (row["method"] == "sqrl" and row["stage"] == "pretrain"), row["trial_dir"]
 
     for plot in ("return.png", "cumulative_failures.png"):
         assert (run_dir / plot).stat().st_size > 1000
     events = list(run_dir.glob("*/*/events.out.tfevents.*"))
-    assert len(events) >= 4, list(run_dir.rglob("*"))[:50]
+    assert len(events) >= 8, list(run_dir.rglob("*"))[:50]

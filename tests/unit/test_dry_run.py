@@ -12,12 +12,17 @@ def test_plan_counts_trials_and_env_steps_per_stage():
         "drunk_spider", ["finetune.grid.eps_safe=[0.05,0.2]"], quick=False, num_seeds=None, seeds=[3, 7]
     )
     pre, fine = trial_plan(experiment)
-    assert (pre["trials"], pre["env_steps_total"]) == (2, 100_000)
-    assert (fine["trials"], fine["env_steps_total"]) == (4, 200_000)  # 2 eps x 2 seeds
+    # Default methods sqrl and sac: both pretrain, 2 seeds each.
+    assert (pre["trials"], pre["env_steps_total"], pre["methods"]) == (4, 200_000, {"sqrl": 1, "sac": 1})
+    # SQRL: 2 eps x 2 seeds; SAC (no safety critic, no eps grid): 2 seeds.
+    assert (fine["trials"], fine["env_steps_total"], fine["methods"]) == (6, 300_000, {"sqrl": 2, "sac": 1})
+    experiment["methods"] = ["sqrl", "sac_from_sqrl"]
+    pre, fine = trial_plan(experiment)
+    assert (pre["trials"], fine["trials"]) == (2, 6)
 
 
 def test_estimate_scales_with_the_measured_rate():
-    experiment = prepare_experiment("drunk_spider", [], quick=False, num_seeds=None)
+    experiment = prepare_experiment("drunk_spider", [], quick=False, num_seeds=None, methods=["sqrl"])
     # 3 seeds, 1 trial at a time on 2 CPUs (2 CPUs per trial): 3 x 50000 steps per stage at 70 x 0.7 = 49/s.
     text = describe_plan(experiment, lean_steps_per_s=70.0, cpus=2)
     assert "about 51.0 min" in text and "about 1.7 h" in text
@@ -28,4 +33,4 @@ def test_dry_run_exits_zero_without_starting_ray(capsys):
     out = capsys.readouterr().out
     assert not ray.is_initialized()
     assert "[sqrl] experiment drunk_spider" in out and "lean SAC measured" in out
-    assert "pretrain: 1 trial(s) = seeds [0]; 5000 env steps each" in out
+    assert "pretrain: 2 trial(s) = methods sqrl, sac x seeds [0]; 5000 env steps each" in out

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqrl_rllib.core.losses import SAFETY_LOSSES
 from sqrl_rllib.core.mask import MASK_MODES
+from sqrl_rllib.methods import METHODS
 
 SAFETY_TARGET_POLICIES = ("pi", "masked")
 
@@ -54,12 +55,22 @@ SQRL_KEYS: dict[str, tuple[Any, str]] = {
         "also add the Lagrangian term (nu by dual ascent) while pretraining, pushing pi off the actions "
         "Q_safe rejects (not in the paper's Algorithm 1; see docs/sqrl_vs_paper.md).",
     ),
+    "safety_critic": (
+        True,
+        "train and use a safety critic; False is plain SAC (the 'sac' method: needs mask_enabled, lagrangian "
+        "and pretrain_lagrangian false).",
+    ),
+    "method": ("sqrl", "name of the method the trial runs (sqrl_rllib.methods; the results' method column)."),
     "mask_enabled": (True, "apply the safety mask; False gives plain SAC actions (the SAC baseline)."),
     "updates_per_env_step": (1.0, "SGD steps per sampled env step."),
     "replay_capacity": (1_000_000, "size of D_offline in transitions."),
     "checkpoint_replay": (True, "store D_offline and D_safe in checkpoints (False: smaller checkpoints)."),
     "pretrained_checkpoint": (None, "Algorithm checkpoint whose RLModule state starts fine-tuning."),
     "hidden": ((256, 256), "hidden layer sizes of every network (ReLU)."),
+    "policy_mean_init_scale": (
+        1.0,
+        "factor on the initial weights of the policy mean's output units (small: every seed starts near mean 0).",
+    ),
 }
 
 
@@ -94,7 +105,7 @@ def check_sqrl_keys(config: Any) -> None:
         bad("safety_target_policy", f"valid values: {list(SAFETY_TARGET_POLICIES)}")
     if config.safety_loss not in SAFETY_LOSSES:
         bad("safety_loss", f"valid values: {list(SAFETY_LOSSES)}")
-    for key in ("safety_critic_lr", "nu_lr", "nu_init", "updates_per_env_step"):
+    for key in ("safety_critic_lr", "nu_lr", "nu_init", "updates_per_env_step", "policy_mean_init_scale"):
         if not number(key) > 0:
             bad(key, "must be > 0")
     for key in (
@@ -120,6 +131,7 @@ def check_sqrl_keys(config: Any) -> None:
         "lagrangian",
         "pretrain_lagrangian",
         "mask_enabled",
+        "safety_critic",
         "checkpoint_replay",
         "restore_nu",
     ):
@@ -131,6 +143,13 @@ def check_sqrl_keys(config: Any) -> None:
     # With restore_nu the starting nu is the checkpoint's: SQRL checks it against nu_max once loaded.
     if config.nu_max is not None and not number("nu_max") > config.nu_init:
         bad("nu_max", f"must be None or a number > nu_init ({config.nu_init})")
+    if config.method not in METHODS:
+        bad("method", f"valid values: {list(METHODS)}")
+    if not config.safety_critic:
+        uses = [k for k in ("mask_enabled", "pretrain_lagrangian", "finetune_safety_critic") if getattr(config, k)]
+        uses += ["lagrangian"] if config.lagrangian and config.phase == "finetune" else []
+        if uses:
+            bad("safety_critic", f"without a safety critic set {', '.join(k + '=false' for k in uses)}")
     if config.restore_nu and config.phase != "finetune":
         bad("restore_nu", "only fine-tuning restores nu from a checkpoint")
     if config.pretrained_checkpoint is not None and config.phase != "finetune":

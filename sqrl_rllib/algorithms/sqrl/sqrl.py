@@ -94,12 +94,17 @@ class SQRLConfig(SACConfig):
             starting nu (nu_init, or the checkpoint's with restore_nu).
         lagrangian (True): add nu * (Q_safe - eps_safe) to the actor loss while fine-tuning.
         pretrain_lagrangian (False): add that term while pretraining too (not in the paper).
+        safety_critic (True): train and use Q_safe; False is plain SAC (the 'sac' method), which needs
+            mask_enabled, lagrangian and pretrain_lagrangian false.
+        method ("sqrl"): the method name the trial runs (``sqrl_rllib.methods``), set by the pipeline;
+            reported as the results' ``method`` column.
         mask_enabled (True): apply the mask; False gives plain SAC actions (the SAC baseline).
         updates_per_env_step (1.0): SGD steps per sampled env step.
         replay_capacity (1_000_000): size of D_offline in transitions.
         checkpoint_replay (True): store D_offline and D_safe in checkpoints (False: smaller files).
         pretrained_checkpoint (None): Algorithm checkpoint whose RLModule state starts fine-tuning.
         hidden ((256, 256)): hidden layer sizes of every network.
+        policy_mean_init_scale (1.0): factor on the initial weights of the policy mean's output units.
     """
 
     def __init__(self, algo_class=None):
@@ -140,12 +145,15 @@ class SQRLConfig(SACConfig):
         nu_max=NotProvided,
         lagrangian=NotProvided,
         pretrain_lagrangian=NotProvided,
+        safety_critic=NotProvided,
+        method=NotProvided,
         mask_enabled=NotProvided,
         updates_per_env_step=NotProvided,
         replay_capacity=NotProvided,
         checkpoint_replay=NotProvided,
         pretrained_checkpoint=NotProvided,
         hidden=NotProvided,
+        policy_mean_init_scale=NotProvided,
     ) -> SQRLConfig:
         """Set SQRL's safety keys (see the class docstring for meaning and defaults)."""
         for key, value in locals().items():
@@ -170,6 +178,7 @@ class SQRLConfig(SACConfig):
     def _model_config_auto_includes(self) -> dict[str, Any]:
         return super()._model_config_auto_includes | {
             "hidden": tuple(self.hidden),
+            "policy_mean_init_scale": self.policy_mean_init_scale,
             "initial_alpha": self.initial_alpha,
             "nu_init": self.nu_init,
             # SAC's twin_q=False: a single critic.
@@ -298,7 +307,8 @@ class SQRL(SAC):
         cfg = self.config
         batch_size = cfg.train_batch_size_per_learner
         sac_steps = max(1, round(new_steps * cfg.updates_per_env_step))
-        trains_safety = (cfg.phase == "pretrain" or cfg.finetune_safety_critic) and len(self.safety_buffer) > 0
+        trains_safety = cfg.safety_critic and (cfg.phase == "pretrain" or cfg.finetune_safety_critic)
+        trains_safety = trains_safety and len(self.safety_buffer) > 0
         self._counters["since_safety"] += sac_steps
         rounds = self._counters["since_safety"] // cfg.safety_update_every
         self._counters["since_safety"] %= cfg.safety_update_every

@@ -55,7 +55,9 @@ class SQRLTorchRLModule(TorchRLModule, InferenceOnlyAPI, TargetNetworkAPI, QNetA
         hidden = tuple(cfg.get("hidden", (256, 256)))
         obs_dim = int(np.prod(self.observation_space.shape))
         act_dim = int(np.prod(self.action_space.shape))
-        self.policy = SquashedGaussianPolicy(obs_dim, act_dim, hidden)
+        self.policy = SquashedGaussianPolicy(
+            obs_dim, act_dim, hidden, mean_init_scale=float(cfg.get("policy_mean_init_scale", 1.0))
+        )
         # The mask needs Q_safe on the EnvRunners, so the safety critic is an inference attribute.
         self.safety_critic = SafetyCritic(obs_dim, act_dim, hidden)
         if not self.inference_only:

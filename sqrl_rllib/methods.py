@@ -1,0 +1,119 @@
+"""The methods a pipeline run compares (the experiment's ``methods:`` key, ``--methods``): one registry.
+
+A method is a way to pretrain and fine-tune: which SQRL keys its trials set in each stage, whose
+pretraining checkpoint its fine-tuning starts from, and whether the fine-tuning grid over eps_safe /
+gamma_safe means anything for it. The pipeline knows methods only through :data:`METHODS`, so adding
+one is one entry here (plus its keys or classes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_METHODS = ("sqrl", "sac")
+# The paper's other baselines (section 7.1): their math is in sqrl_rllib/core, their RLlib classes are not
+# built yet (issue 16), so the pipeline refuses them by name instead of running something else.
+PLANNED_METHODS = ("esac", "wcpg", "rs", "cpo")
+
+
+@dataclass(frozen=True)
+class Method:
+    """One entry of the registry.
+
+    Attributes:
+        name: the name users write in ``methods:`` / ``--methods`` and the results' ``method`` column.
+        help: one line for users.
+        pretrained_by: the method whose pretraining trials (one per seed) this method fine-tunes from;
+            its own name when it pretrains itself.
+        pretrain: SQRL keys of its pretraining trials (over the experiment's ``pretrain.sqrl``).
+        finetune: SQRL keys of its fine-tuning trials (over the experiment's ``finetune.sqrl``).
+        safety_grid: the fine-tuning grid over eps_safe / gamma_safe applies (False: one fine-tuning
+            trial per seed, and those columns are empty in the results).
+        critic_fit: ``pretrain.critic_fit`` applies to its pretraining checkpoints (it has a safety critic).
+    """
+
+    name: str
+    help: str
+    pretrained_by: str
+    pretrain: dict[str, Any] = field(default_factory=dict)
+    finetune: dict[str, Any] = field(default_factory=dict)
+    safety_grid: bool = True
+    critic_fit: bool = True
+
+    def keys(self, stage: str) -> dict[str, Any]:
+        """The SQRL keys this method sets in ``stage`` (``"pretrain"`` or ``"finetune"``)."""
+        return dict(self.pretrain if stage == "pretrain" else self.finetune)
+
+
+_NO_SAFETY = {"safety_critic": False, "mask_enabled": False, "lagrangian": False, "pretrain_lagrangian": False}
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method(
+            "sqrl",
+            "SAC + safety critic: masked pretraining, masked Lagrangian fine-tuning (the paper's Algorithms 1-2).",
+            pretrained_by="sqrl",
+        ),
+        Method(
+            "sac",
+            "plain SAC in both stages: no safety critic, no mask, no Lagrangian (the paper's SAC baseline).",
+            pretrained_by="sac",
+            pretrain=_NO_SAFETY,
+            finetune=_NO_SAFETY,
+            safety_grid=False,
+            critic_fit=False,
+        ),
+        Method(
+            "sac_from_sqrl",
+            "SAC fine-tuning (no mask, no Lagrangian) from SQRL's pretrained policy: isolates the mask's effect.",
+            pretrained_by="sqrl",
+            finetune={"mask_enabled": False, "lagrangian": False},
+            safety_grid=False,
+        ),
+    )
+}
+
+
+class MethodError(ValueError):
+    """An unknown or planned-but-missing method name; the message lists the valid names."""
+
+
+def check_methods(names: Any, where: str = "methods") -> list[str]:
+    """Check a list of method names (non-empty, distinct, in :data:`METHODS`); returns it as a list."""
+    valid = ", ".join(METHODS)
+    if not isinstance(names, list | tuple) or not names or not all(isinstance(n, str) for n in names):
+        raise MethodError(f"{where}={names!r} is invalid: give a non-empty list of method names ({valid}).")
+    for name in names:
+        if name in PLANNED_METHODS:
+            raise MethodError(
+                f"{where}: method {name!r} is not available yet (its math is in sqrl_rllib/core, its RLlib "
+                f"algorithm is not built). Valid methods: {valid}."
+            )
+        if name not in METHODS:
+            raise MethodError(f"{where}: unknown method {name!r}. Valid methods: {valid}.")
+    repeated = sorted({n for n in names if list(names).count(n) > 1})
+    if repeated:
+        raise MethodError(f"{where}: {', '.join(repeated)} given more than once.")
+    return list(names)
+
+
+def parse_methods(text: str) -> list[str]:
+    """``--methods sqrl,sac`` into a checked list."""
+    return check_methods([item.strip() for item in text.split(",") if item.strip()], "--methods")
+
+
+def pretraining_methods(methods: list[str]) -> list[str]:
+    """The methods that run pretraining trials for ``methods``, in order (a source runs once)."""
+    out: list[str] = []
+    for name in methods:
+        source = METHODS[name].pretrained_by
+        if source not in out:
+            out.append(source)
+    return out
+
+
+def method_keys(stage: str, methods: list[str]) -> list[str]:
+    """Every SQRL key some method in ``methods`` sets in ``stage`` (the keys that vary per trial)."""
+    return sorted({key for name in methods for key in METHODS[name].keys(stage)})

@@ -1,0 +1,233 @@
+"""Methods and seeds in the Tune pipeline without running it: the grids, checkpoint mapping, trial names, results."""
+
+import math
+import pickle
+import re
+import types
+
+import pandas as pd
+import pytest
+from ray.tune.search.variant_generator import generate_variants
+
+from sqrl_rllib.experiments import ExperimentError, experiment_methods, prepare_experiment
+from sqrl_rllib.pipeline import (
+    RETURN_KEY,
+    STEPS_KEY,
+    TABLE_COLUMNS,
+    PretrainedCheckpoint,
+    critic_fit_dir,
+    finetune_config,
+    format_table,
+    pretrain_checkpoints,
+    pretrain_config,
+    results_table,
+    return_auc,
+    trial_dirname,
+)
+
+CHECKPOINTS = {
+    ("sqrl", 1): "/runs/x/pretrain_critic_fit/seed_1",
+    ("sqrl", 2): "/runs/x/pretrain_critic_fit/seed_2",
+    ("sac", 1): "/runs/x/pretrain/sac_1",
+    ("sac", 2): "/runs/x/pretrain/sac_2",
+}
+
+
+def test_pretrained_checkpoint_maps_method_and_seed_to_its_own_checkpoint():
+    pick = PretrainedCheckpoint(CHECKPOINTS)
+    assert pick({"grid_point": {"method": "sqrl"}, "seed": 1, "eps_safe": 0.1}) == CHECKPOINTS[("sqrl", 1)]
+    assert pick({"grid_point": {"method": "sac"}, "seed": 2}) == CHECKPOINTS[("sac", 2)]
+    # sac_from_sqrl fine-tunes from SQRL's pretraining of the same seed.
+    assert pick({"grid_point": {"method": "sac_from_sqrl"}, "seed": 2}) == CHECKPOINTS[("sqrl", 2)]
+    # Tune pickles the search space with the experiment state (--resume).
+    assert pickle.loads(pickle.dumps(pick))({"grid_point": {"method": "sac"}, "seed": 1}) == CHECKPOINTS[("sac", 1)]
+    with pytest.raises(ValueError, match=r"no pretraining checkpoint for \(method, seed\) \('sqrl', 3\)"):
+        pick({"grid_point": {"method": "sqrl"}, "seed": 3})
+
+
+def _variants(config):
+    return [cfg for _, cfg in generate_variants(config.to_dict())]
+
+
+def test_finetune_grid_crosses_methods_grid_and_seeds_each_from_its_own_checkpoint():
+    experiment = prepare_experiment(
+        "drunk_spider",
+        ["finetune.grid.eps_safe=[0.05,0.2]"],
+        False,
+        None,
+        seeds=[1, 2],
+        methods=["sqrl", "sac", "sac_from_sqrl"],
+    )
+    variants = _variants(finetune_config(experiment, [1, 2], CHECKPOINTS))
+    points = sorted((v["method"], v["eps_safe"] if v["method"] == "sqrl" else None, v["seed"]) for v in variants)
+    # The eps_safe grid applies to SQRL only: SAC fine-tuning runs once per seed, not once per grid value.
+    assert points == [
+        ("sac", None, 1), ("sac", None, 2), ("sac_from_sqrl", None, 1), ("sac_from_sqrl", None, 2),
+        ("sqrl", 0.05, 1), ("sqrl", 0.05, 2), ("sqrl", 0.2, 1), ("sqrl", 0.2, 2),
+    ]  # fmt: skip
+    for v in variants:
+        source = "sac" if v["method"] == "sac" else "sqrl"
+        assert v["pretrained_checkpoint"] == CHECKPOINTS[(source, v["seed"])]
+        assert v["phase"] == "finetune"
+        assert v["mask_enabled"] is (v["method"] == "sqrl")
+        assert v["lagrangian"] is (v["method"] == "sqrl")
+        assert v["safety_critic"] is (v["method"] != "sac")
+    with pytest.raises(ValueError, match=r"\('sac', 3\)"):
+        finetune_config(experiment, [1, 3], CHECKPOINTS)
+
+
+def test_pretrain_grid_runs_one_trial_per_pretraining_method_and_seed():
+    experiment = prepare_experiment("drunk_spider", [], False, None, seeds=[3, 7, 11], methods=["sqrl", "sac"])
+    variants = _variants(pretrain_config(experiment, [3, 7, 11]))
+    assert sorted((v["method"], v["seed"]) for v in variants) == [
+        ("sac", 3), ("sac", 7), ("sac", 11), ("sqrl", 3), ("sqrl", 7), ("sqrl", 11),
+    ]  # fmt: skip
+    assert all(v["phase"] == "pretrain" and v["pretrained_checkpoint"] is None for v in variants)
+    for v in variants:
+        assert v["mask_enabled"] is v["safety_critic"] is (v["method"] == "sqrl")
+    # sac_from_sqrl has no pretraining of its own: SQRL's trials serve it.
+    experiment = prepare_experiment("drunk_spider", [], False, None, seeds=[0], methods=["sac_from_sqrl"])
+    assert [(v["method"], v["seed"]) for v in _variants(pretrain_config(experiment, [0]))] == [("sqrl", 0)]
+
+
+def test_default_methods_are_sqrl_and_sac():
+    experiment = prepare_experiment("drunk_spider", [], False, None)
+    assert experiment_methods(experiment) == ["sqrl", "sac"]
+
+
+@pytest.mark.parametrize(
+    "methods, message",
+    [
+        (["sqrl", "ppo"], "unknown method 'ppo'. Valid methods: sqrl, sac, sac_from_sqrl"),
+        (["esac"], "method 'esac' is not available yet"),
+        (["sac", "sac"], "sac given more than once"),
+        ([], "non-empty list"),
+    ],
+)
+def test_bad_methods_are_refused_before_ray_starts(methods, message):
+    with pytest.raises(ExperimentError, match=re.escape(message)):
+        prepare_experiment("drunk_spider", [f"methods={methods}"], False, None)
+
+
+def _result(seed, path="/ckpt", method="sqrl"):
+    checkpoint = types.SimpleNamespace(path=f"{path}/{method}/{seed}")
+    return types.SimpleNamespace(config={"seed": seed, "method": method}, checkpoint=checkpoint, path=f"/trial/{seed}")
+
+
+def test_pretrain_checkpoints_by_method_and_seed_and_mismatch():
+    results = [_result(2), _result(1), _result(1, method="sac")]
+    with pytest.raises(RuntimeError, match=r"holds \(method, seed\) \[\('sac', 1\), \('sqrl', 1\)"):
+        pretrain_checkpoints(results, [1, 2], ["sqrl"])
+    both = results + [_result(2, method="sac")]
+    assert pretrain_checkpoints(both, [1, 2], ["sqrl", "sac"]) == {
+        ("sqrl", 1): "/ckpt/sqrl/1", ("sqrl", 2): "/ckpt/sqrl/2", ("sac", 1): "/ckpt/sac/1", ("sac", 2): "/ckpt/sac/2",
+    }  # fmt: skip
+
+
+def test_critic_fit_dir_per_method_and_seed():
+    assert critic_fit_dir("/runs/x", 7) == "/runs/x/pretrain_critic_fit/seed_7"
+    assert critic_fit_dir("/runs/x", 7, "rs") == "/runs/x/pretrain_critic_fit/rs_seed_7"
+
+
+class _Trial:
+    experiment_tag = "3_eps_safe=0.1000,grid_point=...,pretrained_checkpoint=_runs_x_seed_2,seed=2"
+    evaluated_params = {
+        "eps_safe": 0.1,
+        "grid_point": {"method": "sqrl", "eps_safe": 0.1, "mask_enabled": True},
+        "pretrained_checkpoint": "/runs/x/seed_2",
+        "seed": 2,
+    }
+
+    def __str__(self):
+        return "SQRL_sqrl_DrunkSpider-v0_abc12_00003"
+
+
+def test_trial_dirname_spells_method_grid_values_and_seed_only():
+    assert trial_dirname(_Trial()) == "SQRL_sqrl_DrunkSpider-v0_abc12_00003_3_eps_safe=0.1000,method=sqrl,seed=2"
+
+
+def test_return_auc_is_the_mean_return_over_steps():
+    history = pd.DataFrame({STEPS_KEY: [0, 100, 300], RETURN_KEY: [-10.0, 0.0, 10.0]})
+    # Trapezoids: 100 * (-5) + 200 * 5 = 500 over 300 steps.
+    assert return_auc(history) == pytest.approx(500 / 300)
+    assert math.isnan(return_auc(history.iloc[:1])) and math.isnan(return_auc(None))
+
+
+def _rows(stage, seeds, eps=0.1, method="sqrl"):
+    return [
+        {
+            "stage": stage,
+            "method": method,
+            "eps_safe": eps,
+            "gamma_safe": None if eps is None else 0.65,
+            "seed": seed,
+            "env_steps": 5000,
+            "episodes": 50 + seed,
+            "failures": 10 * seed,
+            "failure_rate": round(10 * seed / (50 + seed), 4),
+            "final_return": -19.0 + seed,
+            "return_auc": -25.0 + seed,
+            "trial_dir": f"/runs/x/{stage}/trial_{seed}",
+        }
+        for seed in seeds
+    ]
+
+
+def test_results_table_one_seed_has_no_aggregate_rows():
+    table = results_table(_rows("finetune", [0]) + _rows("pretrain", [0]))
+    assert list(table.columns) == TABLE_COLUMNS
+    assert list(table["stage"]) == ["pretrain", "finetune"] and list(table["kind"]) == ["trial", "trial"]
+    assert table["env_steps"].dtype == float and str(table["seed"].dtype) == "Int64"
+
+
+def test_results_table_mean_and_std_rows_per_stage_and_grid_point():
+    rows = _rows("finetune", [2, 1], eps=0.2) + _rows("finetune", [1, 2]) + _rows("pretrain", [2, 1])
+    table = results_table(rows)
+    assert list(zip(table["stage"], table["eps_safe"], table["kind"], table["seed"].astype(object), strict=True)) == [
+        ("pretrain", 0.1, "trial", 1),
+        ("pretrain", 0.1, "trial", 2),
+        ("pretrain", 0.1, "mean", pd.NA),
+        ("pretrain", 0.1, "std", pd.NA),
+        ("finetune", 0.1, "trial", 1),
+        ("finetune", 0.1, "trial", 2),
+        ("finetune", 0.1, "mean", pd.NA),
+        ("finetune", 0.1, "std", pd.NA),
+        ("finetune", 0.2, "trial", 1),
+        ("finetune", 0.2, "trial", 2),
+        ("finetune", 0.2, "mean", pd.NA),
+        ("finetune", 0.2, "std", pd.NA),
+    ]
+    mean, std = table.iloc[2], table.iloc[3]
+    assert mean["episodes"] == 51.5 and mean["final_return"] == -17.5 and mean["env_steps"] == 5000
+    assert std["failures"] == pytest.approx(7.0711) and std["env_steps"] == 0
+    assert pd.isna(mean["trial_dir"]) and table.loc[table["kind"] == "trial", "trial_dir"].notna().all()
+    # Users and CSV consumers filter on kind.
+    assert len(table[table["kind"] == "trial"]) == 6
+
+
+def test_format_table_prints_whole_numbers_and_blank_cells():
+    text = format_table(results_table(_rows("pretrain", [1, 2])))
+    lines = text.splitlines()
+    assert lines[0].split() == TABLE_COLUMNS
+    assert lines[1].split()[4:7] == ["1", "trial", "5000"]
+    assert lines[3].split()[4:11] == ["mean", "5000", "51.5", "15", "0.2903", "-17.5", "-23.5"]
+    assert "<NA>" not in text and "None" not in text and "5000.0" not in text
+    # A method without a safety critic has empty eps_safe / gamma_safe cells, not "None" or "nan".
+    text = format_table(results_table(_rows("finetune", [1], eps=None, method="sac")))
+    assert text.splitlines()[1].split()[:5] == ["finetune", "sac", "1", "trial", "5000"]
+    assert "None" not in text and "nan" not in text
+
+
+def test_results_table_rows_per_method_in_registry_order():
+    rows = _rows("finetune", [1, 2], eps=None, method="sac") + _rows("finetune", [1, 2]) + _rows("pretrain", [1])
+    rows += _rows("pretrain", [1], eps=None, method="sac")
+    table = results_table(rows)
+    assert list(zip(table["stage"], table["method"], table["kind"], strict=True)) == [
+        ("pretrain", "sqrl", "trial"), ("pretrain", "sac", "trial"),
+        ("finetune", "sqrl", "trial"), ("finetune", "sqrl", "trial"), ("finetune", "sqrl", "mean"),
+        ("finetune", "sqrl", "std"),
+        ("finetune", "sac", "trial"), ("finetune", "sac", "trial"), ("finetune", "sac", "mean"),
+        ("finetune", "sac", "std"),
+    ]  # fmt: skip
+    sac_mean = table[(table["method"] == "sac") & (table["kind"] == "mean")].iloc[0]
+    assert sac_mean["return_auc"] == -23.5 and pd.isna(sac_mean["eps_safe"])
