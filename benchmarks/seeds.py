@@ -32,6 +32,7 @@ import yaml
 from drunk_spider_transfer import config, noise_levels
 from ray.rllib.core import DEFAULT_MODULE_ID
 
+from sqrl_rllib.algorithms.sqrl.keys import SQRL_KEYS
 from sqrl_rllib.envs.drunk_spider import DrunkSpiderEnv
 from sqrl_rllib.envs.rllib import register_rllib_envs
 
@@ -131,7 +132,11 @@ def main() -> None:
         help="action-noise domain randomisation (LO:HI:N or a comma list; '' keeps the fixed 0.1)",
     )
     parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="an SQRL key for pretraining (repeatable)"
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an SQRL key, or a SAC training key such as gamma, for pretraining (repeatable)",
     )
     parser.add_argument(
         "--env-set",
@@ -157,7 +162,9 @@ def main() -> None:
         parser.error(f"--env-set: {err}")
     cfg = config("pretrain", "pretrain", args.seed, env_extra=env_extra)
     try:
-        cfg = cfg.sqrl(**overrides)
+        # SQRL keys go to .sqrl(), the rest (e.g. gamma, initial_alpha) to .training().
+        cfg = cfg.sqrl(**{k: v for k, v in overrides.items() if k in SQRL_KEYS})
+        cfg = cfg.training(**{k: v for k, v in overrides.items() if k not in SQRL_KEYS})
         cfg.validate()
     except (TypeError, ValueError) as err:
         parser.error(f"--set: {err}")

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_METHODS = ("sqrl", "sac")
-# The paper's other baselines (section 7.1): their math is in sqrl_rllib/core, their RLlib classes are not
-# built yet (issue 16), so the pipeline refuses them by name instead of running something else.
-PLANNED_METHODS = ("esac", "wcpg", "rs", "cpo")
+# The paper's other baselines (section 7.1): their math is in sqrl_rllib/core, their RLlib algorithms are
+# not built yet (issue 16), so the pipeline refuses them by name instead of running something else.
+PLANNED_METHODS = ("esac", "wcpg", "cpo")
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,13 @@ METHODS: dict[str, Method] = {
             pretrained_by="sqrl",
             finetune={"mask_enabled": False, "lagrangian": False},
             safety_grid=False,
+        ),
+        Method(
+            "rs",
+            "risk-sensitive Q: SQRL's pretrained policy and Q_safe, no mask; the critic learns r - lambda * Q_safe, "
+            "lambda by dual ascent against eps_safe (the paper's RS baseline).",
+            pretrained_by="sqrl",
+            finetune={"mask_enabled": False, "lagrangian": False, "risk_penalty": True},
         ),
     )
 }

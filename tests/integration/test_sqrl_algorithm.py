@@ -131,6 +131,29 @@ def test_sac_method_trains_no_safety_critic_and_never_masks(ray_local):
     algo.stop()
 
 
+def test_rs_method_penalises_the_critic_by_q_safe_without_masking(ray_local):
+    from sqrl_rllib.methods import METHODS
+
+    def run(nu_init: float):
+        config = small_config("finetune", "finetune").sqrl(
+            method="rs", nu_init=nu_init, **METHODS["rs"].keys("finetune")
+        )
+        algo = config.build_algo()
+        before = {k: v.clone() for k, v in module_state(algo).items()}
+        for _ in range(3):
+            result = algo.train()
+        after = module_state(algo)
+        algo.stop()
+        stats = result["learners"]["default_policy"]
+        assert result["sqrl"]["mask_active"] == 0.0 and result["sqrl"]["num_safety_critic_steps"] == 0
+        assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("safety_critic."))
+        assert not torch.equal(before["log_nu"], after["log_nu"])  # lambda learns by dual ascent
+        return stats["q_mean"]
+
+    # The same seed and data up to the reward: a large lambda * Q_safe (Q_safe ~0.5 untrained) drags Q down.
+    assert run(nu_init=50.0) < run(nu_init=1e-3) - 1.0
+
+
 def test_invalid_config_names_the_key():
     # Without a safety critic nothing may use one.
     with pytest.raises(

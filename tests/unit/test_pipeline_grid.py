@@ -56,12 +56,14 @@ def test_finetune_grid_crosses_methods_grid_and_seeds_each_from_its_own_checkpoi
         False,
         None,
         seeds=[1, 2],
-        methods=["sqrl", "sac", "sac_from_sqrl"],
+        methods=["sqrl", "sac", "sac_from_sqrl", "rs"],
     )
     variants = _variants(finetune_config(experiment, [1, 2], CHECKPOINTS))
-    points = sorted((v["method"], v["eps_safe"] if v["method"] == "sqrl" else None, v["seed"]) for v in variants)
-    # The eps_safe grid applies to SQRL only: SAC fine-tuning runs once per seed, not once per grid value.
+    safety = ("sqrl", "rs")
+    points = sorted((v["method"], v["eps_safe"] if v["method"] in safety else None, v["seed"]) for v in variants)
+    # The eps_safe grid applies to the methods with a safety critic: SAC runs once per seed, not per grid value.
     assert points == [
+        ("rs", 0.05, 1), ("rs", 0.05, 2), ("rs", 0.2, 1), ("rs", 0.2, 2),
         ("sac", None, 1), ("sac", None, 2), ("sac_from_sqrl", None, 1), ("sac_from_sqrl", None, 2),
         ("sqrl", 0.05, 1), ("sqrl", 0.05, 2), ("sqrl", 0.2, 1), ("sqrl", 0.2, 2),
     ]  # fmt: skip
@@ -71,6 +73,7 @@ def test_finetune_grid_crosses_methods_grid_and_seeds_each_from_its_own_checkpoi
         assert v["phase"] == "finetune"
         assert v["mask_enabled"] is (v["method"] == "sqrl")
         assert v["lagrangian"] is (v["method"] == "sqrl")
+        assert v["risk_penalty"] is (v["method"] == "rs")
         assert v["safety_critic"] is (v["method"] != "sac")
     with pytest.raises(ValueError, match=r"\('sac', 3\)"):
         finetune_config(experiment, [1, 3], CHECKPOINTS)

@@ -67,6 +67,12 @@ SQRL_KEYS: dict[str, tuple[Any, str]] = {
     "checkpoint_replay": (True, "store D_offline and D_safe in checkpoints (False: smaller checkpoints)."),
     "pretrained_checkpoint": (None, "Algorithm checkpoint whose RLModule state starts fine-tuning."),
     "hidden": ((256, 256), "hidden layer sizes of every network (ReLU)."),
+    "risk_penalty": (
+        False,
+        "RS (risk-sensitive Q): SAC's critic learns from r - nu * Q_safe(s, a), nu by dual ascent; use with "
+        "mask_enabled=false and lagrangian=false (the 'rs' method).",
+    ),
+    "reward_scale": (1.0, "factor on the task reward in SAC's critic target (TF-Agents' reward_scale_factor)."),
     "policy_mean_init_scale": (
         1.0,
         "factor on the initial weights of the policy mean's output units (small: every seed starts near mean 0).",
@@ -105,7 +111,14 @@ def check_sqrl_keys(config: Any) -> None:
         bad("safety_target_policy", f"valid values: {list(SAFETY_TARGET_POLICIES)}")
     if config.safety_loss not in SAFETY_LOSSES:
         bad("safety_loss", f"valid values: {list(SAFETY_LOSSES)}")
-    for key in ("safety_critic_lr", "nu_lr", "nu_init", "updates_per_env_step", "policy_mean_init_scale"):
+    for key in (
+        "safety_critic_lr",
+        "nu_lr",
+        "nu_init",
+        "updates_per_env_step",
+        "policy_mean_init_scale",
+        "reward_scale",
+    ):
         if not number(key) > 0:
             bad(key, "must be > 0")
     for key in (
@@ -132,6 +145,7 @@ def check_sqrl_keys(config: Any) -> None:
         "pretrain_lagrangian",
         "mask_enabled",
         "safety_critic",
+        "risk_penalty",
         "checkpoint_replay",
         "restore_nu",
     ):
@@ -146,7 +160,11 @@ def check_sqrl_keys(config: Any) -> None:
     if config.method not in METHODS:
         bad("method", f"valid values: {list(METHODS)}")
     if not config.safety_critic:
-        uses = [k for k in ("mask_enabled", "pretrain_lagrangian", "finetune_safety_critic") if getattr(config, k)]
+        uses = [
+            k
+            for k in ("mask_enabled", "pretrain_lagrangian", "finetune_safety_critic", "risk_penalty")
+            if getattr(config, k)
+        ]
         uses += ["lagrangian"] if config.lagrangian and config.phase == "finetune" else []
         if uses:
             bad("safety_critic", f"without a safety critic set {', '.join(k + '=false' for k in uses)}")

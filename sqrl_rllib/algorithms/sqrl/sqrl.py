@@ -105,6 +105,8 @@ class SQRLConfig(SACConfig):
         pretrained_checkpoint (None): Algorithm checkpoint whose RLModule state starts fine-tuning.
         hidden ((256, 256)): hidden layer sizes of every network.
         policy_mean_init_scale (1.0): factor on the initial weights of the policy mean's output units.
+        risk_penalty (False): RS: SAC's critic learns from r - nu * Q_safe(s, a), nu by dual ascent.
+        reward_scale (1.0): factor on the task reward in SAC's critic target (TF-Agents' reward_scale_factor).
     """
 
     def __init__(self, algo_class=None):
@@ -154,6 +156,8 @@ class SQRLConfig(SACConfig):
         pretrained_checkpoint=NotProvided,
         hidden=NotProvided,
         policy_mean_init_scale=NotProvided,
+        reward_scale=NotProvided,
+        risk_penalty=NotProvided,
     ) -> SQRLConfig:
         """Set SQRL's safety keys (see the class docstring for meaning and defaults)."""
         for key, value in locals().items():

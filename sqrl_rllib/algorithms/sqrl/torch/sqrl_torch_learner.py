@@ -34,6 +34,7 @@ from sqrl_rllib.core import losses
 from sqrl_rllib.core.finite import check_finite
 from sqrl_rllib.core.networks import sample_squashed
 from sqrl_rllib.core.optim import adam
+from sqrl_rllib.core.risk_sensitive import risk_sensitive_reward
 
 # Per-minibatch Q_safe sums and counts on failing / safe rows, turned into means once per update.
 _FAILING_SUMS = "_q_safe_failing_safe_sums"
@@ -123,8 +124,12 @@ class SQRLTorchLearner(SACTorchLearner):
         q = module.qf(obs, actions)
         with torch.no_grad():
             q_next = module.target_qf(batch[Columns.NEXT_OBS], fwd_out[NEXT_ACTIONS])
+            # reward_scale: TF-Agents' reward_scale_factor (the SQRL authors' configs use 10).
+            reward = batch[Columns.REWARDS] * config.reward_scale
+            if config.risk_penalty:  # RS: r - lambda * Q_safe(s, a), lambda being nu
+                reward = risk_sensitive_reward(reward, module.safety_critic(obs, actions), module.log_nu.exp())
             target = losses.sac_critic_target(
-                batch[Columns.REWARDS], batch[Columns.TERMINATEDS], q_next, fwd_out[NEXT_LOGP], alpha, config.gamma
+                reward, batch[Columns.TERMINATEDS], q_next, fwd_out[NEXT_LOGP], alpha, config.gamma
             )
         critic_loss = losses.sac_critic_loss(q, target)
         a_pi, logp_pi = fwd_out[POLICY_ACTIONS], fwd_out[POLICY_LOGP]
@@ -134,11 +139,13 @@ class SQRLTorchLearner(SACTorchLearner):
         # target_entropy stays a tensor: float() of it would sync the host every SGD step on a GPU.
         alpha_loss = losses.alpha_loss(module.log_alpha, logp_pi, self.target_entropy[module_id])
         total = critic_loss + actor_loss + alpha_loss
-        if config.lagrangian and (config.phase == "finetune" or config.pretrain_lagrangian):
+        lagrangian = config.lagrangian and (config.phase == "finetune" or config.pretrain_lagrangian)
+        if lagrangian or config.risk_penalty:
             with frozen(module.safety_critic):
                 q_safe_pi = module.safety_critic(obs, a_pi)
-            nu = module.log_nu.exp()
-            total = total + losses.lagrangian_actor_term(q_safe_pi, nu, config.eps_safe)
+            if lagrangian:
+                total = total + losses.lagrangian_actor_term(q_safe_pi, module.log_nu.exp(), config.eps_safe)
+            # Dual ascent of nu (RS: of lambda, the same multiplier) on E[Q_safe(s, pi)] against eps_safe.
             total = total + losses.nu_loss(module.log_nu, q_safe_pi, config.eps_safe)
             stats["q_safe_policy_mean"] = q_safe_pi.mean().detach()
         stats.update(
