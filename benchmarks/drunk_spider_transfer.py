@@ -80,16 +80,25 @@ def noise_levels(text: str) -> list[float] | None:
         raise argparse.ArgumentTypeError(f"expected LO:HI:N or a comma-separated list, got {text!r}") from err
 
 
+# The SQRL authors' SAC settings for DrunkSpider (their sqrl_point_mass.gin over sac_safe_online.gin):
+# undiscounted 30-step episodes, rewards x10 in the critic target, the policy mean's output layer initialised
+# x0.01. Session 11 (issue 21): with them pretraining reached the goal on the stalling seeds 3 and 10.
+AUTHORS_SAC_TRAINING = {"gamma": 1.0}
+AUTHORS_SAC_SQRL = {"reward_scale": 10.0, "policy_mean_init_scale": 0.01}
+
+
 def config(
     phase: str, task: str, seed: int, env_extra: dict | None = None, eps_safe: float = EPS_SAFE, **sqrl
 ) -> SQRLConfig:
-    """SQRL on DrunkSpider with the paper's DrunkSpider settings (gamma_safe 0.65, eps_safe 0.1 by default)."""
+    """SQRL on DrunkSpider with the paper's DrunkSpider settings (gamma_safe 0.65, eps_safe 0.1 by default) and
+    the authors' SAC settings (``AUTHORS_SAC_*``; ``sqrl`` keys override them)."""
     return (
         SQRLConfig()
         .environment("sqrl/DrunkSpider-v0", env_config={"task": task, **(env_extra or {})})
         .env_runners(num_env_runners=0, rollout_fragment_length=32)
         .reporting(min_sample_timesteps_per_iteration=1000, metrics_num_episodes_for_smoothing=50)
-        .sqrl(phase=phase, gamma_safe=0.65, eps_safe=eps_safe, **sqrl)
+        .training(**AUTHORS_SAC_TRAINING)
+        .sqrl(phase=phase, gamma_safe=0.65, eps_safe=eps_safe, **(AUTHORS_SAC_SQRL | sqrl))
         .debugging(seed=seed)
     )
 
