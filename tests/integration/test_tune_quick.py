@@ -73,7 +73,7 @@ def test_quick_drunk_spider_pipeline_two_seeds(tmp_path):
             assert params["pretrained_checkpoint"].startswith(sac_pretrain[row["seed"]])
         progress = pd.read_csv(pathlib.Path(row["trial_dir"]) / "progress.csv")
         # SAC never trains a safety critic; SQRL's pretraining does.
-        trained = progress.get("sqrl/num_safety_critic_steps", pd.Series([0])).fillna(0).max() > 0
+        trained = bool(progress.get("sqrl/num_safety_critic_steps", pd.Series([0])).fillna(0).max() > 0)
         assert trained is (row["method"] == "sqrl" and row["stage"] == "pretrain"), row["trial_dir"]
 
     for plot in ("return.png", "cumulative_failures.png"):
