@@ -70,6 +70,8 @@ TOP_KEYS = {
     "num_seeds": "shorthand for seeds: [0, 1, ..., N-1] (integer >= 1); give seeds or num_seeds, not both.",
     "methods": f"list of methods to compare (default {list(DEFAULT_METHODS)}; valid: {', '.join(METHODS)}). "
     "Each pretrains per seed (or reuses the pretraining it is built on) and runs its fine-tuning trials.",
+    "method_config": "per-method SQRL keys over the stages' sqrl sections, e.g. {sac: {finetune: {reward_scale: "
+    "1.0}}} (sections pretrain / finetune).",
     "training": "SAC training keys shared by both stages.",
     "resources": "EnvRunner / Learner resources per trial, and how they are fitted to the cluster ('auto').",
     "quick": "shrunken step counts used by --quick.",
@@ -209,6 +211,7 @@ def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> N
         methods = check_methods(experiment.get("methods", list(DEFAULT_METHODS)))
     except MethodError as err:
         raise ExperimentError(str(err)) from None
+    _check_method_config(experiment.get("method_config") or {}, methods)
     for stage in ("pretrain", "finetune"):
         spec = experiment[stage]
         _check_mapping(spec, STAGE_KEYS, stage)
@@ -231,13 +234,37 @@ def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> N
             _check_critic_fit(spec, stage)
         for name in methods:
             for values in [{}] + _grid_points(grid):
-                keys = {"phase": stage, **(spec.get("sqrl") or {}), **values, **METHODS[name].keys(stage)}
+                keys = {
+                    "phase": stage,
+                    **(spec.get("sqrl") or {}),
+                    **values,
+                    **method_stage_keys(experiment, name, stage),
+                }
                 try:
                     check_sqrl_keys(keys | {"method": name})
                 except ValueError as err:
                     raise ExperimentError(f"{stage} (method {name}): {err}") from None
         if check_env:
             _check_env(experiment["env"], spec.get("env_config") or {}, stage)
+
+
+def method_stage_keys(experiment: dict[str, Any], name: str, stage: str) -> dict[str, Any]:
+    """The SQRL keys method ``name`` sets in ``stage``: the registry's, then the experiment's ``method_config``."""
+    own = ((experiment.get("method_config") or {}).get(name) or {}).get(stage) or {}
+    return {**METHODS[name].keys(stage), **own}
+
+
+def _check_method_config(config: Any, methods: list[str]) -> None:
+    _check_mapping(config, METHODS, "method_config")
+    for name, stages in config.items():
+        if name not in methods:
+            raise ExperimentError(f"method_config.{name} is set but {name!r} is not in methods {methods}.")
+        _check_mapping(stages or {}, ("pretrain", "finetune"), f"method_config.{name}")
+        for stage, keys in (stages or {}).items():
+            _check_mapping(keys or {}, SQRL_KEYS, f"method_config.{name}.{stage}")
+            for key in ("method", "phase"):
+                if key in (keys or {}):
+                    raise ExperimentError(f"method_config.{name}.{stage}.{key} is set by the pipeline.")
 
 
 def experiment_methods(experiment: dict[str, Any]) -> list[str]:

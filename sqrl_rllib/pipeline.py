@@ -88,12 +88,12 @@ def stage_points(experiment: dict[str, Any], stage: str) -> list[dict[str, Any]]
     Pretraining: one point per method that pretrains (``methods.pretraining_methods``). Fine-tuning: per
     method, the grid eps_safe x gamma_safe where the method uses it (``Method.safety_grid``), else one point.
     """
-    from sqrl_rllib.experiments import experiment_methods
+    from sqrl_rllib.experiments import experiment_methods, method_stage_keys
     from sqrl_rllib.methods import METHODS, pretraining_methods
 
     methods = experiment_methods(experiment)
     if stage == "pretrain":
-        return [{"method": m, **METHODS[m].keys(stage)} for m in pretraining_methods(methods)]
+        return [{"method": m, **method_stage_keys(experiment, m, stage)} for m in pretraining_methods(methods)]
     grid = experiment["finetune"].get("grid") or {}
     grid_points: list[dict[str, Any]] = [{}]
     for key in GRID_KEYS:
@@ -103,7 +103,7 @@ def stage_points(experiment: dict[str, Any], stage: str) -> list[dict[str, Any]]
     for name in methods:
         method = METHODS[name]
         for values in grid_points if method.safety_grid else [{}]:
-            points.append({"method": name, **values, **method.keys(stage)})
+            points.append({"method": name, **values, **method_stage_keys(experiment, name, stage)})
     return points
 
 
@@ -295,7 +295,7 @@ def run_pipeline(
     from sqrl_rllib.algorithms.sqrl import SQRL
     from sqrl_rllib.algorithms.sqrl.sqrl import fit_checkpoint_safety_critic
     from sqrl_rllib.envs.rllib import register_rllib_envs
-    from sqrl_rllib.experiments import experiment_methods, experiment_seeds
+    from sqrl_rllib.experiments import experiment_methods, experiment_seeds, method_stage_keys
     from sqrl_rllib.methods import METHODS, pretraining_methods
 
     if not ray.is_initialized():
@@ -319,7 +319,8 @@ def run_pipeline(
             continue
         for seed in seeds:  # one after the other in the driver; each is reused on --resume
             print(f"[sqrl] {method} seed {seed}: fitting Q_safe on its pretraining data", flush=True)
-            config = build_config(experiment, "pretrain").sqrl(**METHODS[method].keys("pretrain"), method=method)
+            keys = method_stage_keys(experiment, method, "pretrain")
+            config = build_config(experiment, "pretrain").sqrl(**keys, method=method)
             checkpoints[(method, seed)] = fit_checkpoint_safety_critic(
                 config.debugging(seed=seed),
                 checkpoints[(method, seed)],

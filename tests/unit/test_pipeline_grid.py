@@ -234,3 +234,24 @@ def test_results_table_rows_per_method_in_registry_order():
     ]  # fmt: skip
     sac_mean = table[(table["method"] == "sac") & (table["kind"] == "mean")].iloc[0]
     assert sac_mean["return_auc"] == -23.5 and pd.isna(sac_mean["eps_safe"])
+
+
+def test_method_config_sets_keys_for_one_method_only():
+    experiment = prepare_experiment(
+        "drunk_spider", ["method_config.sac.finetune.reward_scale=1.0"], False, None, seeds=[1], methods=["sqrl", "sac"]
+    )
+    variants = {v["method"]: v for v in _variants(finetune_config(experiment, [1], CHECKPOINTS))}
+    assert variants["sac"]["reward_scale"] == 1.0 and variants["sqrl"]["reward_scale"] == 10.0
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("method_config.rs.finetune.nu_lr=0.01", "'rs' is not in methods"),
+        ("method_config.sac.transfer.nu_lr=0.01", "Unknown key 'transfer' in method_config.sac"),
+        ("method_config.sac.finetune.mask_enabled=true", "without a safety critic set mask_enabled=false"),
+    ],
+)
+def test_bad_method_config_is_refused_before_ray_starts(override, message):
+    with pytest.raises(ExperimentError, match=re.escape(message)):
+        prepare_experiment("drunk_spider", [override], False, None, methods=["sqrl", "sac"])
