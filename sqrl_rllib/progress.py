@@ -48,8 +48,13 @@ class ProgressLines(tune.Callback):
         self._last_result: dict[str, dict] = {}
 
     def _params(self, trial) -> dict[str, Any]:
-        keys = (*self.grid_keys, "seed") if self.stage == "finetune" else ("seed",)
-        return {k: trial.config.get(k) for k in keys}
+        from sqrl_rllib.methods import METHODS
+
+        method = trial.config.get("method", "sqrl")
+        # The grid values mean something only for a method that fine-tunes with a safety critic.
+        grid = self.stage == "finetune" and METHODS.get(method, METHODS["sqrl"]).safety_grid
+        keys = ("method", *self.grid_keys, "seed") if grid else ("method", "seed")
+        return {k: trial.config.get(k, "sqrl" if k == "method" else None) for k in keys}
 
     def on_trial_start(self, iteration, trials, trial, **info):
         """Say which trial starts, with its grid values."""
