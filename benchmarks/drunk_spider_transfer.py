@@ -82,23 +82,21 @@ def noise_levels(text: str) -> list[float] | None:
 
 # The SQRL authors' SAC settings for DrunkSpider (their sqrl_point_mass.gin over sac_safe_online.gin):
 # undiscounted 30-step episodes, rewards x10 in the critic target, the policy mean's output layer initialised
-# x0.01. Session 11 (issue 21): with them pretraining reached the goal on the stalling seeds 3 and 10.
-AUTHORS_SAC_TRAINING = {"gamma": 1.0}
-AUTHORS_SAC_SQRL = {"reward_scale": 10.0, "policy_mean_init_scale": 0.01}
+# x0.01. Session 11 (issue 21): they rescued the tuning seeds 3 and 10 but not the held-out seeds, so they
+# are an option (benchmarks/seeds.py --authors-sac), not the default.
+AUTHORS_SAC = {"gamma": 1.0, "reward_scale": 10.0, "policy_mean_init_scale": 0.01}
 
 
 def config(
     phase: str, task: str, seed: int, env_extra: dict | None = None, eps_safe: float = EPS_SAFE, **sqrl
 ) -> SQRLConfig:
-    """SQRL on DrunkSpider with the paper's DrunkSpider settings (gamma_safe 0.65, eps_safe 0.1 by default) and
-    the authors' SAC settings (``AUTHORS_SAC_*``; ``sqrl`` keys override them)."""
+    """SQRL on DrunkSpider with the paper's DrunkSpider settings (gamma_safe 0.65, eps_safe 0.1 by default)."""
     return (
         SQRLConfig()
         .environment("sqrl/DrunkSpider-v0", env_config={"task": task, **(env_extra or {})})
         .env_runners(num_env_runners=0, rollout_fragment_length=32)
         .reporting(min_sample_timesteps_per_iteration=1000, metrics_num_episodes_for_smoothing=50)
-        .training(**AUTHORS_SAC_TRAINING)
-        .sqrl(phase=phase, gamma_safe=0.65, eps_safe=eps_safe, **(AUTHORS_SAC_SQRL | sqrl))
+        .sqrl(phase=phase, gamma_safe=0.65, eps_safe=eps_safe, **sqrl)
         .debugging(seed=seed)
     )
 

@@ -29,7 +29,7 @@ import pandas as pd
 import ray
 import torch
 import yaml
-from drunk_spider_transfer import config, noise_levels
+from drunk_spider_transfer import AUTHORS_SAC, config, noise_levels
 from ray.rllib.core import DEFAULT_MODULE_ID
 
 from sqrl_rllib.algorithms.sqrl.keys import SQRL_KEYS
@@ -145,12 +145,18 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="a DrunkSpider env_config key for pretraining, e.g. failure_penalty=below_timeout (repeatable)",
     )
+    parser.add_argument(
+        "--authors-sac",
+        action="store_true",
+        help="the SQRL authors' SAC settings for DrunkSpider (gamma 1, reward_scale 10, policy_mean_init_scale "
+        "0.01); --set wins over them",
+    )
     parser.add_argument("--label", default="", help="suffix of the output file names (a variant's name)")
     args = parser.parse_args()
     if args.resume and not args.checkpoint_dir:
         parser.error("--resume needs --checkpoint-dir")
     try:
-        overrides = parse_sets(args.set)
+        overrides = (AUTHORS_SAC if args.authors_sac else {}) | parse_sets(args.set)
         env_overrides = parse_sets(args.env_set)
     except argparse.ArgumentTypeError as err:
         parser.error(str(err))
