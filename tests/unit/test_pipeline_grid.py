@@ -238,10 +238,10 @@ def test_results_table_rows_per_method_in_registry_order():
 
 def test_method_config_sets_keys_for_one_method_only():
     experiment = prepare_experiment(
-        "drunk_spider", ["method_config.sac.finetune.reward_scale=1.0"], False, None, seeds=[1], methods=["sqrl", "sac"]
+        "drunk_spider", ["method_config.sac.finetune.reward_scale=5.0"], False, None, seeds=[1], methods=["sqrl", "sac"]
     )
     variants = {v["method"]: v for v in _variants(finetune_config(experiment, [1], CHECKPOINTS))}
-    assert variants["sac"]["reward_scale"] == 1.0 and variants["sqrl"]["reward_scale"] == 10.0
+    assert variants["sac"]["reward_scale"] == 5.0 and variants["sqrl"]["reward_scale"] == 1.0
 
 
 @pytest.mark.parametrize(
