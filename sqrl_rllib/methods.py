@@ -14,7 +14,7 @@ from typing import Any
 DEFAULT_METHODS = ("sqrl", "sac")
 # The paper's other baselines (section 7.1): their math is in sqrl_rllib/core, their RLlib algorithms are
 # not built yet (issue 16), so the pipeline refuses them by name instead of running something else.
-PLANNED_METHODS = ("esac", "wcpg", "cpo")
+PLANNED_METHODS = ("wcpg", "cpo")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,9 @@ class Method:
 
 
 _NO_SAFETY = {"safety_critic": False, "mask_enabled": False, "lagrangian": False, "pretrain_lagrangian": False}
+# ESAC is SAC with a 10-critic ensemble and the minimum over it in the target (sqrl_rllib.core.esac): the
+# authors' effective aggregate, with SAC's entropy term kept (critic_target_entropy=false drops it as they do).
+_ESAC = _NO_SAFETY | {"num_critics": 10, "critic_target_aggregate": "min"}
 
 METHODS: dict[str, Method] = {
     m.name: m
@@ -62,6 +65,16 @@ METHODS: dict[str, Method] = {
             pretrained_by="sac",
             pretrain=_NO_SAFETY,
             finetune=_NO_SAFETY,
+            safety_grid=False,
+            critic_fit=False,
+        ),
+        Method(
+            "esac",
+            "ensemble SAC: 10 critics, the minimum over them in the target and the actor loss, no safety critic "
+            "(the paper's ESAC baseline).",
+            pretrained_by="esac",
+            pretrain=_ESAC,
+            finetune=_ESAC,
             safety_grid=False,
             critic_fit=False,
         ),

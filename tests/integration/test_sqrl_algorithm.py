@@ -131,6 +131,25 @@ def test_sac_method_trains_no_safety_critic_and_never_masks(ray_local):
     algo.stop()
 
 
+def test_esac_method_trains_an_ensemble_of_ten_critics_without_safety(ray_local):
+    from sqrl_rllib.methods import METHODS
+
+    keys = METHODS["esac"].keys("pretrain") | {"critic_target_aggregate": 30.0, "critic_target_entropy": False}
+    algo = small_config("pretrain", "pretrain").sqrl(method="esac", **keys).build_algo()
+    module = algo.learner_group._learner.module["default_policy"].unwrapped()
+    assert module.qf.n == 10 and module.target_qf.n == 10
+    before = {k: v.clone() for k, v in module_state(algo).items()}
+    for _ in range(3):
+        result = algo.train()
+    after = module_state(algo)
+    algo.stop()
+    assert result["sqrl"]["num_sgd_steps"] > 0 and result["sqrl"]["mask_active"] == 0.0
+    # Every one of the ten critics learns (one batched net: each member's slice of the first layer moves).
+    first = next(k for k in before if k.startswith("qf.") and k.endswith("weight"))
+    assert all(not torch.equal(before[first][i], after[first][i]) for i in range(10))
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("safety_critic."))
+
+
 def test_rs_method_penalises_the_critic_by_q_safe_without_masking(ray_local):
     from sqrl_rllib.methods import METHODS
 
@@ -172,6 +191,10 @@ def test_invalid_config_names_the_key():
         SQRLConfig().sqrl(safety_offline_fraction=1.5).validate()
     with pytest.raises(ValueError, match="nu_max"):
         SQRLConfig().sqrl(nu_init=5.0, nu_max=2.0).validate()
+    with pytest.raises(ValueError, match="num_critics=0 is invalid"):
+        SQRLConfig().sqrl(num_critics=0).validate()
+    with pytest.raises(ValueError, match="critic_target_aggregate='max' is invalid"):
+        SQRLConfig().sqrl(critic_target_aggregate="max").validate()
 
 
 def test_a_nan_parameter_stops_training_naming_it(ray_local):

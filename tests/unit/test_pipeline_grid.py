@@ -101,8 +101,8 @@ def test_default_methods_are_sqrl_and_sac():
 @pytest.mark.parametrize(
     "methods, message",
     [
-        (["sqrl", "ppo"], "unknown method 'ppo'. Valid methods: sqrl, sac, sac_from_sqrl"),
-        (["esac"], "method 'esac' is not available yet"),
+        (["sqrl", "ppo"], "unknown method 'ppo'. Valid methods: sqrl, sac, esac, sac_from_sqrl"),
+        (["wcpg"], "method 'wcpg' is not available yet"),
         (["sac", "sac"], "sac given more than once"),
         ([], "non-empty list"),
     ],

@@ -77,6 +77,19 @@ SQRL_KEYS: dict[str, tuple[Any, str]] = {
         1.0,
         "factor on the initial weights of the policy mean's output units (small: every seed starts near mean 0).",
     ),
+    "num_critics": (
+        None,
+        "N, SAC critics Q_i in one batched ensemble (None: 2 with twin_q, 1 without; the 'esac' method: 10).",
+    ),
+    "critic_target_aggregate": (
+        "min",
+        "aggregate over the N target critics in SAC's critic target: 'min' (SAC; the SQRL authors' ESAC) or a "
+        "percentile in [0, 100] (ESAC's intended 30th).",
+    ),
+    "critic_target_entropy": (
+        True,
+        "subtract alpha log pi(a'|s') in SAC's critic target (False: the hard target of the authors' ESAC).",
+    ),
 }
 
 
@@ -148,9 +161,18 @@ def check_sqrl_keys(config: Any) -> None:
         "risk_penalty",
         "checkpoint_replay",
         "restore_nu",
+        "critic_target_entropy",
     ):
         if not isinstance(getattr(config, key), bool):
             bad(key, "must be true or false")
+    critics = config.num_critics
+    if critics is not None and (isinstance(critics, bool) or not isinstance(critics, int) or critics < 1):
+        bad("num_critics", "must be None or an integer >= 1")
+    aggregate = config.critic_target_aggregate
+    if aggregate != "min" and (
+        isinstance(aggregate, bool) or not isinstance(aggregate, int | float) or not 0 <= aggregate <= 100
+    ):
+        bad("critic_target_aggregate", "must be 'min' or a percentile in [0, 100]")
     hidden = config.hidden
     if not hidden or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
         bad("hidden", "must be a non-empty list of positive layer sizes")

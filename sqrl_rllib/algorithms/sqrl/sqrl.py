@@ -107,6 +107,10 @@ class SQRLConfig(SACConfig):
         policy_mean_init_scale (1.0): factor on the initial weights of the policy mean's output units.
         risk_penalty (False): RS: SAC's critic learns from r - nu * Q_safe(s, a), nu by dual ascent.
         reward_scale (1.0): factor on the task reward in SAC's critic target (TF-Agents' reward_scale_factor).
+        num_critics (None): N SAC critics in one batched ensemble; None: 2 with twin_q, else 1 (ESAC: 10).
+        critic_target_aggregate ("min"): aggregate over the N target critics in the critic target, "min"
+            or a percentile in [0, 100] (``sqrl_rllib.core.esac``).
+        critic_target_entropy (True): keep SAC's entropy term in the critic target (False: ESAC's hard target).
     """
 
     def __init__(self, algo_class=None):
@@ -158,6 +162,9 @@ class SQRLConfig(SACConfig):
         policy_mean_init_scale=NotProvided,
         reward_scale=NotProvided,
         risk_penalty=NotProvided,
+        num_critics=NotProvided,
+        critic_target_aggregate=NotProvided,
+        critic_target_entropy=NotProvided,
     ) -> SQRLConfig:
         """Set SQRL's safety keys (see the class docstring for meaning and defaults)."""
         for key, value in locals().items():
@@ -185,8 +192,8 @@ class SQRLConfig(SACConfig):
             "policy_mean_init_scale": self.policy_mean_init_scale,
             "initial_alpha": self.initial_alpha,
             "nu_init": self.nu_init,
-            # SAC's twin_q=False: a single critic.
-            "num_critics": 2 if self.twin_q else 1,
+            # SAC's twin_q=False: a single critic; num_critics (ESAC's ensemble) wins over it.
+            "num_critics": self.num_critics or (2 if self.twin_q else 1),
         }
 
     def get_default_learner_class(self):

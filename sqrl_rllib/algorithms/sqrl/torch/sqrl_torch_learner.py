@@ -31,6 +31,7 @@ from sqrl_rllib.algorithms.sqrl.torch.sqrl_torch_rl_module import (
     SAFE_TERMINATED,
 )
 from sqrl_rllib.core import losses
+from sqrl_rllib.core.esac import esac_critic_target
 from sqrl_rllib.core.finite import check_finite
 from sqrl_rllib.core.networks import sample_squashed
 from sqrl_rllib.core.optim import adam
@@ -128,8 +129,16 @@ class SQRLTorchLearner(SACTorchLearner):
             reward = batch[Columns.REWARDS] * config.reward_scale
             if config.risk_penalty:  # RS: r - lambda * Q_safe(s, a), lambda being nu
                 reward = risk_sensitive_reward(reward, module.safety_critic(obs, actions), module.log_nu.exp())
-            target = losses.sac_critic_target(
-                reward, batch[Columns.TERMINATEDS], q_next, fwd_out[NEXT_LOGP], alpha, config.gamma
+            # SAC's target is ESAC's with the minimum over its critics and the entropy term.
+            target = esac_critic_target(
+                reward,
+                batch[Columns.TERMINATEDS],
+                q_next,
+                fwd_out[NEXT_LOGP],
+                alpha,
+                config.gamma,
+                config.critic_target_aggregate,
+                config.critic_target_entropy,
             )
         critic_loss = losses.sac_critic_loss(q, target)
         a_pi, logp_pi = fwd_out[POLICY_ACTIONS], fwd_out[POLICY_LOGP]
