@@ -70,8 +70,8 @@ TOP_KEYS = {
     "num_seeds": "shorthand for seeds: [0, 1, ..., N-1] (integer >= 1); give seeds or num_seeds, not both.",
     "methods": f"list of methods to compare (default {list(DEFAULT_METHODS)}; valid: {', '.join(METHODS)}). "
     "Each pretrains per seed (or reuses the pretraining it is built on) and runs its fine-tuning trials.",
-    "method_config": "per-method SQRL keys over the stages' sqrl sections, e.g. {sac: {finetune: {reward_scale: "
-    "1.0}}} (sections pretrain / finetune).",
+    "method_config": "per-method SQRL keys (and the method's own, e.g. wcpg's risk_level) over the stages' sqrl "
+    "sections, e.g. {sac: {finetune: {reward_scale: 1.0}}} (sections pretrain / finetune).",
     "training": "SAC training keys shared by both stages.",
     "resources": "EnvRunner / Learner resources per trial, and how they are fitted to the cluster ('auto').",
     "quick": "shrunken step counts used by --quick.",
@@ -242,6 +242,7 @@ def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> N
                 }
                 try:
                     check_sqrl_keys(keys | {"method": name})
+                    METHODS[name].check_keys(keys)
                 except ValueError as err:
                     raise ExperimentError(f"{stage} (method {name}): {err}") from None
         if check_env:
@@ -249,7 +250,8 @@ def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> N
 
 
 def method_stage_keys(experiment: dict[str, Any], name: str, stage: str) -> dict[str, Any]:
-    """The SQRL keys method ``name`` sets in ``stage``: the registry's, then the experiment's ``method_config``."""
+    """The keys method ``name`` sets in ``stage`` (SQRL's, and its config class's own): the registry's, then
+    the experiment's ``method_config``."""
     own = ((experiment.get("method_config") or {}).get(name) or {}).get(stage) or {}
     return {**METHODS[name].keys(stage), **own}
 
@@ -261,7 +263,8 @@ def _check_method_config(config: Any, methods: list[str]) -> None:
             raise ExperimentError(f"method_config.{name} is set but {name!r} is not in methods {methods}.")
         _check_mapping(stages or {}, ("pretrain", "finetune"), f"method_config.{name}")
         for stage, keys in (stages or {}).items():
-            _check_mapping(keys or {}, SQRL_KEYS, f"method_config.{name}.{stage}")
+            allowed = {**SQRL_KEYS, **METHODS[name].own_key_names()}
+            _check_mapping(keys or {}, allowed, f"method_config.{name}.{stage}")
             for key in ("method", "phase"):
                 if key in (keys or {}):
                     raise ExperimentError(f"method_config.{name}.{stage}.{key} is set by the pipeline.")

@@ -1,20 +1,24 @@
 """The methods a pipeline run compares (the experiment's ``methods:`` key, ``--methods``): one registry.
 
-A method is a way to pretrain and fine-tune: which SQRL keys its trials set in each stage, whose
-pretraining checkpoint its fine-tuning starts from, and whether the fine-tuning grid over eps_safe /
-gamma_safe means anything for it. The pipeline knows methods only through :data:`METHODS`, so adding
-one is one entry here (plus its keys or classes).
+A method is a way to pretrain and fine-tune: which config class (and so which RLlib Algorithm) its
+trials run, which SQRL keys they set in each stage, whose pretraining checkpoint its fine-tuning starts
+from, and whether the fine-tuning grid over eps_safe / gamma_safe means anything for it. The pipeline
+knows methods only through :data:`METHODS`, so adding one is one entry here (plus its keys or classes).
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_METHODS = ("sqrl", "sac")
 # The paper's other baselines (section 7.1): their math is in sqrl_rllib/core, their RLlib algorithms are
 # not built yet (issue 16), so the pipeline refuses them by name instead of running something else.
-PLANNED_METHODS = ("wcpg", "cpo")
+PLANNED_METHODS = ("cpo",)
+# Import paths ("module:Class") of the config classes a method can run; strings keep this module Ray-free.
+SQRL_CONFIG = "sqrl_rllib.algorithms.sqrl.sqrl:SQRLConfig"
+WCPG_CONFIG = "sqrl_rllib.algorithms.wcpg.wcpg:WCPGConfig"
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,13 @@ class Method:
         safety_grid: the fine-tuning grid over eps_safe / gamma_safe applies (False: one fine-tuning
             trial per seed, and those columns are empty in the results).
         critic_fit: ``pretrain.critic_fit`` applies to its pretraining checkpoints (it has a safety critic).
+        config_class: import path ("module:Class") of the AlgorithmConfig subclass its trials are built
+            from; its ``algo_class`` is the Algorithm they run (default: SQRL's). A method and the one it is
+            ``pretrained_by`` share it (a checkpoint only loads into the Algorithm that wrote it).
+        own_keys: import path ("module:NAME") of the ``{key: (default, help)}`` dict of the keys its config
+            class adds to SQRL's (allowed under ``method_config.NAME``), or None.
+        check_own_keys: import path of the function that validates a dict of those keys (with the SQRL
+            keys it refuses), raising ValueError naming the key; None when ``own_keys`` is None.
     """
 
     name: str
@@ -40,10 +51,29 @@ class Method:
     finetune: dict[str, Any] = field(default_factory=dict)
     safety_grid: bool = True
     critic_fit: bool = True
+    config_class: str = SQRL_CONFIG
+    own_keys: str | None = None
+    check_own_keys: str | None = None
+
+    def own_key_names(self) -> dict[str, tuple[Any, str]]:
+        """The keys (name -> (default, help)) this method's config class adds to SQRL's; {} for SQRL's."""
+        return load_object(self.own_keys) if self.own_keys else {}
+
+    def check_keys(self, keys: dict[str, Any]) -> None:
+        """Validate ``keys`` (SQRL keys plus :meth:`own_key_names`) with the method's own check, if any."""
+        if self.check_own_keys:
+            load_object(self.check_own_keys)(keys)
 
     def keys(self, stage: str) -> dict[str, Any]:
         """The SQRL keys this method sets in ``stage`` (``"pretrain"`` or ``"finetune"``)."""
         return dict(self.pretrain if stage == "pretrain" else self.finetune)
+
+
+def load_object(path: str) -> Any:
+    """The object an import path ``"package.module:NAME"`` names (``Method.config_class``, ``own_keys``);
+    imports the module."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 _NO_SAFETY = {"safety_critic": False, "mask_enabled": False, "lagrangian": False, "pretrain_lagrangian": False}
@@ -91,6 +121,19 @@ METHODS: dict[str, Method] = {
             "lambda by dual ascent against eps_safe (the paper's RS baseline).",
             pretrained_by="sqrl",
             finetune={"mask_enabled": False, "lagrangian": False, "risk_penalty": True},
+        ),
+        Method(
+            "wcpg",
+            "worst-case policy gradients: a deterministic actor maximising the CVaR of a Gaussian return model, "
+            "risk level alpha ~ U(0.1, 1) per pretraining episode, fixed in fine-tuning (the paper's WCPG baseline).",
+            pretrained_by="wcpg",
+            pretrain=_NO_SAFETY,
+            finetune=_NO_SAFETY,
+            safety_grid=False,
+            critic_fit=False,
+            config_class=WCPG_CONFIG,
+            own_keys="sqrl_rllib.algorithms.wcpg.keys:WCPG_KEYS",
+            check_own_keys="sqrl_rllib.algorithms.wcpg.keys:check_wcpg_keys",
         ),
     )
 }

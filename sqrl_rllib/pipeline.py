@@ -34,14 +34,15 @@ GRID_KEYS = ("eps_safe", "gamma_safe")
 DIRNAME_KEYS = ("method", "eps_safe", "gamma_safe", "seed")
 
 
-def build_config(experiment: dict[str, Any], stage: str):
-    """The SQRLConfig of one stage of ``experiment`` (grid values are filled in by the caller)."""
-    from sqrl_rllib.algorithms.sqrl import SQRLConfig
+def build_config(experiment: dict[str, Any], stage: str, config_class: str | None = None):
+    """The config of one stage of ``experiment`` (grid values are filled in by the caller): an instance of
+    ``config_class`` (an import path, ``Method.config_class``; default SQRL's SQRLConfig)."""
+    from sqrl_rllib.methods import SQRL_CONFIG, load_object
 
     spec = experiment[stage]
     res = experiment.get("resources") or {}
     config = (
-        SQRLConfig()
+        load_object(config_class or SQRL_CONFIG)()
         .environment(experiment["env"], env_config=dict(spec.get("env_config") or {}))
         .env_runners(
             num_env_runners=int(res.get("num_env_runners", 1)),
@@ -120,12 +121,27 @@ class PointValue:
         return f"PointValue({self.key!r})"
 
 
-def _stage_space(experiment: dict[str, Any], stage: str, seeds: list[int]):
-    """``stage``'s config with a grid over its points x ``seeds``; the point's keys are read from it."""
+def stage_config_classes(experiment: dict[str, Any], stage: str) -> list[str]:
+    """The config classes (``Method.config_class``) of ``stage``'s points, in order: one Tune run each."""
+    from sqrl_rllib.methods import METHODS
+
+    return list(dict.fromkeys(METHODS[p["method"]].config_class for p in stage_points(experiment, stage)))
+
+
+def _class_points(experiment: dict[str, Any], stage: str, config_class: str | None) -> list[dict[str, Any]]:
+    from sqrl_rllib.methods import METHODS, SQRL_CONFIG
+
+    wanted = config_class or SQRL_CONFIG
+    return [p for p in stage_points(experiment, stage) if METHODS[p["method"]].config_class == wanted]
+
+
+def _stage_space(experiment: dict[str, Any], stage: str, seeds: list[int], config_class: str | None = None):
+    """``stage``'s config of ``config_class`` with a grid over the points of the methods of that class x
+    ``seeds``; the point's keys are read from it."""
     from ray import tune
 
-    config = build_config(experiment, stage)
-    points = stage_points(experiment, stage)
+    config = build_config(experiment, stage, config_class)
+    points = _class_points(experiment, stage, config_class)
     for key in sorted({key for point in points for key in point}):
         setattr(config, key, tune.sample_from(PointValue(key, getattr(config, key))))
     # Not an SQRL key: RLlib keeps it as a plain attribute, and the trial's keys are read from it.
@@ -134,13 +150,20 @@ def _stage_space(experiment: dict[str, Any], stage: str, seeds: list[int]):
     return config
 
 
-def pretrain_config(experiment: dict[str, Any], seeds: list[int]):
-    """Stage 1's Tune search space: one pretraining trial per pretraining method x seed."""
-    return _stage_space(experiment, "pretrain", seeds)
+def pretrain_config(experiment: dict[str, Any], seeds: list[int], config_class: str | None = None):
+    """Stage 1's Tune search space: one pretraining trial per pretraining method (of ``config_class``,
+    default SQRL's) x seed."""
+    return _stage_space(experiment, "pretrain", seeds, config_class)
 
 
-def finetune_config(experiment: dict[str, Any], seeds: list[int], checkpoints: dict[tuple[str, int], str]):
-    """Stage 2's Tune search space: methods x their grid points x ``seeds``, each from its own checkpoint.
+def finetune_config(
+    experiment: dict[str, Any],
+    seeds: list[int],
+    checkpoints: dict[tuple[str, int], str],
+    config_class: str | None = None,
+):
+    """Stage 2's Tune search space: methods (of ``config_class``, default SQRL's) x their grid points x
+    ``seeds``, each from its own checkpoint.
 
     ``checkpoints`` maps (pretraining method, seed) to the pretraining (or critic-fitted) checkpoint; the
     config's ``pretrained_checkpoint`` is ``tune.sample_from(PretrainedCheckpoint(checkpoints))``, which
@@ -150,11 +173,12 @@ def finetune_config(experiment: dict[str, Any], seeds: list[int], checkpoints: d
 
     from sqrl_rllib.methods import METHODS
 
-    needed = {(METHODS[p["method"]].pretrained_by, s) for p in stage_points(experiment, "finetune") for s in seeds}
+    points = _class_points(experiment, "finetune", config_class)
+    needed = {(METHODS[p["method"]].pretrained_by, s) for p in points for s in seeds}
     missing = sorted(needed - set(checkpoints))
     if missing:
         raise ValueError(f"no pretraining checkpoint for (method, seed) {missing}")
-    config = _stage_space(experiment, "finetune", seeds)
+    config = _stage_space(experiment, "finetune", seeds, config_class)
     config.pretrained_checkpoint = tune.sample_from(PretrainedCheckpoint(checkpoints))
     return config
 
@@ -292,11 +316,10 @@ def run_pipeline(
     """
     import ray
 
-    from sqrl_rllib.algorithms.sqrl import SQRL
     from sqrl_rllib.algorithms.sqrl.sqrl import fit_checkpoint_safety_critic
     from sqrl_rllib.envs.rllib import register_rllib_envs
     from sqrl_rllib.experiments import experiment_methods, experiment_seeds, method_stage_keys
-    from sqrl_rllib.methods import METHODS, pretraining_methods
+    from sqrl_rllib.methods import METHODS, SQRL_CONFIG, pretraining_methods
 
     if not ray.is_initialized():
         # Connects to RAY_ADDRESS / the job's cluster when there is one, else starts a local Ray.
@@ -305,13 +328,20 @@ def run_pipeline(
     experiment = fit_to_cluster(experiment, ray.cluster_resources())
     run_dir = storage_path.rstrip("/") + "/" + name
 
-    def stage(name: str, config):
-        run_config = _run_config(name, run_dir, experiment[name]["stop"], max_failures, verbose)
-        return _fit(name, run_dir, SQRL, config, run_config, resume)
+    def stage(name: str, space_of_class) -> list:
+        # One Tune run per config class (a Tuner runs one trainable, the class's Algorithm): SQRL's methods
+        # in RUN/<stage> as before, another class's (e.g. WCPG's) in RUN/<stage>_<algorithm name>.
+        results = []
+        for config_class in stage_config_classes(experiment, name):
+            config = space_of_class(config_class)
+            run_name = name if config_class == SQRL_CONFIG else f"{name}_{config.algo_class.__name__.lower()}"
+            run_config = _run_config(run_name, run_dir, experiment[name]["stop"], max_failures, verbose)
+            results += list(_fit(run_name, run_dir, config.algo_class, config, run_config, resume))
+        return results
 
     seeds = experiment_seeds(experiment)
     pre_methods = pretraining_methods(experiment_methods(experiment))
-    pre_results = stage("pretrain", pretrain_config(experiment, seeds))
+    pre_results = stage("pretrain", lambda config_class: pretrain_config(experiment, seeds, config_class))
     checkpoints = pretrain_checkpoints(pre_results, seeds, pre_methods)
     fit = experiment["pretrain"].get("critic_fit")
     for method in pre_methods if fit else []:
@@ -320,7 +350,7 @@ def run_pipeline(
         for seed in seeds:  # one after the other in the driver; each is reused on --resume
             print(f"[sqrl] {method} seed {seed}: fitting Q_safe on its pretraining data", flush=True)
             keys = method_stage_keys(experiment, method, "pretrain")
-            config = build_config(experiment, "pretrain").sqrl(**keys, method=method)
+            config = build_config(experiment, "pretrain", METHODS[method].config_class).sqrl(**keys, method=method)
             checkpoints[(method, seed)] = fit_checkpoint_safety_critic(
                 config.debugging(seed=seed),
                 checkpoints[(method, seed)],
@@ -331,7 +361,7 @@ def run_pipeline(
     for (method, seed), path in sorted(checkpoints.items()):
         print(f"[sqrl] pretraining done; {method} seed {seed} fine-tunes from {path}", flush=True)
 
-    ft_results = stage("finetune", finetune_config(experiment, seeds, checkpoints))
+    ft_results = stage("finetune", lambda config_class: finetune_config(experiment, seeds, checkpoints, config_class))
 
     results = [("pretrain", r) for r in pre_results] + [("finetune", r) for r in ft_results]
     table = results_table([_row(stage_name, r) for stage_name, r in results])

@@ -80,3 +80,31 @@ def test_quick_drunk_spider_pipeline_two_seeds(tmp_path):
         assert (run_dir / plot).stat().st_size > 1000
     events = list(run_dir.glob("*/*/events.out.tfevents.*"))
     assert len(events) >= 8, list(run_dir.rglob("*"))[:50]
+
+
+def test_quick_wcpg_pipeline_runs_its_own_algorithm_in_its_own_stage_runs(tmp_path):
+    """A method of another Algorithm class (WCPG) gets its own Tune run per stage, and its fine-tuning trial
+    starts from its own pretraining checkpoint (no critic fit: WCPG has no safety critic)."""
+    quick = ["--quick", "--seeds", "0", "--set", "quick.pretrain_steps=1000", "--set", "quick.finetune_steps=500"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "sqrl_rllib.tune", "drunk_spider", *quick, "--methods", "wcpg"]
+        + ["--storage-path", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_dir = tmp_path / "drunk_spider_quick"
+    assert "starting stage 'pretrain_wcpg'" in proc.stdout and "starting stage 'finetune_wcpg'" in proc.stdout
+    assert not (run_dir / "pretrain").exists() and not (run_dir / "pretrain_critic_fit").exists()
+    table = pd.read_parquet(run_dir / "results.parquet")
+    trials = table[table["kind"] == "trial"]
+    assert list(trials["stage"]) == ["pretrain", "finetune"] and set(trials["method"]) == {"wcpg"}
+    assert trials[["eps_safe", "gamma_safe"]].isna().all().all()
+    pre_dir, ft_dir = (pathlib.Path(d) for d in trials["trial_dir"])
+    assert pre_dir.parent.name == "pretrain_wcpg" and ft_dir.parent.name == "finetune_wcpg"
+    params = json.loads((ft_dir / "params.json").read_text())
+    assert params["pretrained_checkpoint"].startswith(str(pre_dir)) and params["risk_level"] == 0.2
+    progress = pd.read_csv(ft_dir / "progress.csv")
+    assert progress["learners/default_policy/cvar_mean"].notna().any()
+    assert (trials["env_steps"] > 0).all() and (trials["episodes"] > 0).all()

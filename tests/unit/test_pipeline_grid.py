@@ -102,7 +102,7 @@ def test_default_methods_are_sqrl_and_sac():
     "methods, message",
     [
         (["sqrl", "ppo"], "unknown method 'ppo'. Valid methods: sqrl, sac, esac, sac_from_sqrl"),
-        (["wcpg"], "method 'wcpg' is not available yet"),
+        (["cpo"], "method 'cpo' is not available yet"),
         (["sac", "sac"], "sac given more than once"),
         ([], "non-empty list"),
     ],

@@ -181,6 +181,11 @@ def check_sqrl_keys(config: Any) -> None:
         bad("nu_max", f"must be None or a number > nu_init ({config.nu_init})")
     if config.method not in METHODS:
         bad("method", f"valid values: {list(METHODS)}")
+    # A config object must be the method's class (e.g. WCPGConfig for 'wcpg'): an SQRLConfig with another
+    # class's method would run SQRL's Algorithm under that method's name.
+    actual = f"{type(config).__module__}:{type(config).__qualname__}"
+    if not isinstance(config, SimpleNamespace) and actual != METHODS[config.method].config_class:
+        bad("method", f"runs with {METHODS[config.method].config_class}, not {actual}")
     if not config.safety_critic:
         uses = [
             k

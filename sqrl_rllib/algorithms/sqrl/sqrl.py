@@ -262,10 +262,7 @@ class SQRL(SAC):
         nu starts at ``nu_init`` unless ``restore_nu``; either way the starting nu must lie below
         ``nu_max`` (checked here, on the value fine-tuning actually starts from).
         """
-        path = pathlib.Path(checkpoint) / MODULE_COMPONENT
-        if not path.is_dir():
-            raise ValueError(f"pretrained_checkpoint={str(checkpoint)!r} holds no RLModule state at {path}")
-        self.restore_from_path(path, component=MODULE_COMPONENT)
+        self._restore_module(checkpoint)
         cfg = self.config
         if not cfg.restore_nu:
             self.learner_group.foreach_learner(_set_nu, nu=float(cfg.nu_init))
@@ -276,6 +273,13 @@ class SQRL(SAC):
                     f"SQRL config key nu_max={cfg.nu_max!r} is invalid: restore_nu starts fine-tuning at the "
                     f"checkpoint's nu={nu:.4g}, which must lie below nu_max"
                 )
+
+    def _restore_module(self, checkpoint: str | pathlib.Path) -> None:
+        """Restore the RLModule state of an Algorithm ``checkpoint`` into the Learners and EnvRunners."""
+        path = pathlib.Path(checkpoint) / MODULE_COMPONENT
+        if not path.is_dir():
+            raise ValueError(f"pretrained_checkpoint={str(checkpoint)!r} holds no RLModule state at {path}")
+        self.restore_from_path(path, component=MODULE_COMPONENT)
 
     # -- Algorithms 1 and 2 ------------------------------------------------------------------
     def training_step(self) -> None:
