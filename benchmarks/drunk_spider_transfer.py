@@ -10,7 +10,8 @@ per run and the mean per method, and a last line ``RESULT sqrl_failure_rate=.. s
 Usage: python benchmarks/drunk_spider_transfer.py [--pretrain-steps N] [--finetune-steps N] [--seeds N]
        [--first-seed S] [--pretrained CKPT] [--csv PATH] [--methods SQRL,SAC] [--checkpoint-dir DIR]
        [--checkpoint-every N] [--resume] [--pretrain-noise-levels LO:HI:N] [--finetune-eps-safe EPS]
-       [--critic-fit-steps N] [--critic-failure-fraction F]
+       [--critic-fit-steps N] [--critic-failure-fraction F] [--authors-sac] [--set KEY=VALUE ...]
+       [--pretrain-set KEY=VALUE ...]
 
 With ``--checkpoint-dir`` the pretraining checkpoints (``pretrain_S``) and the fine-tuned ones (``SQRL_S``,
 ``SAC_S``) are kept there, e.g. for ``benchmarks/critic_calibration.py``; every run is also saved every
@@ -30,10 +31,11 @@ import tempfile
 import numpy as np
 import pandas as pd
 import ray
+import yaml
 from ray.rllib.core import DEFAULT_MODULE_ID
 
 from sqrl_rllib.algorithms.sqrl import SQRLConfig
-from sqrl_rllib.algorithms.sqrl.keys import check_sqrl_keys, sqrl_defaults
+from sqrl_rllib.algorithms.sqrl.keys import SQRL_KEYS, check_sqrl_keys, sqrl_defaults
 from sqrl_rllib.algorithms.sqrl.sqrl import fit_checkpoint_safety_critic
 from sqrl_rllib.envs.rllib import register_rllib_envs
 
@@ -85,6 +87,26 @@ def noise_levels(text: str) -> list[float] | None:
 # x0.01. Session 11 (issue 21): they rescued the tuning seeds 3 and 10 but not the held-out seeds, so they
 # are an option (benchmarks/seeds.py --authors-sac), not the default.
 AUTHORS_SAC = {"gamma": 1.0, "reward_scale": 10.0, "policy_mean_init_scale": 0.01}
+
+
+def parse_sets(pairs: list[str], flag: str = "--set") -> dict:
+    """``KEY=VALUE`` pairs (VALUE parsed as YAML) into a dict of SQRL / SAC training keys."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"{flag} expects KEY=VALUE, got {pair!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def with_overrides(cfg: SQRLConfig, overrides: dict) -> SQRLConfig:
+    """``cfg`` with ``overrides`` applied and validated: SQRL keys via ``.sqrl()``, the rest (e.g. gamma,
+    initial_alpha) via ``.training()``; a bad key or value raises TypeError / ValueError naming it."""
+    cfg = cfg.sqrl(**{k: v for k, v in overrides.items() if k in SQRL_KEYS})
+    cfg = cfg.training(**{k: v for k, v in overrides.items() if k not in SQRL_KEYS})
+    cfg.validate()
+    return cfg
 
 
 def config(
@@ -218,7 +240,34 @@ def main() -> None:
     parser.add_argument(
         "--methods", default="SQRL,SAC", help="comma-separated fine-tuning methods to run (SQRL, SAC; empty: none)"
     )
+    parser.add_argument(
+        "--authors-sac",
+        action="store_true",
+        help="the SQRL authors' SAC settings (gamma 1, reward_scale 10, policy_mean_init_scale 0.01) in both "
+        "stages; --set and --pretrain-set win over them",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an SQRL key or a SAC training key (e.g. gamma) for pretraining and fine-tuning (repeatable)",
+    )
+    parser.add_argument(
+        "--pretrain-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="like --set, for pretraining (and the critic fit) only, e.g. pretrain_lagrangian=true (repeatable)",
+    )
     args = parser.parse_args()
+    try:
+        both = (AUTHORS_SAC if args.authors_sac else {}) | parse_sets(args.set)
+        pre_overrides = both | parse_sets(args.pretrain_set, "--pretrain-set")
+        with_overrides(config("pretrain", "pretrain", 0), pre_overrides)
+        with_overrides(config("finetune", "finetune", 0), both)
+    except (argparse.ArgumentTypeError, TypeError, ValueError) as err:
+        parser.error(f"--set / --pretrain-set: {err}")
     if args.pretrained and args.seeds != 1:
         parser.error("--pretrained needs --seeds 1")
     if args.resume and not args.checkpoint_dir:
@@ -251,7 +300,7 @@ def main() -> None:
             else:
                 keep = checkpoint_dir / f"pretrain_{seed}"
                 run(
-                    config("pretrain", "pretrain", seed, env_extra=env_extra),
+                    with_overrides(config("pretrain", "pretrain", seed, env_extra=env_extra), pre_overrides),
                     args.pretrain_steps,
                     f"pretrain seed={seed}",
                     keep,
@@ -262,7 +311,7 @@ def main() -> None:
             masked_checkpoint = checkpoint
             if critic_fit and any(METHODS[m].get("mask_enabled", True) for m in methods):
                 masked_checkpoint = fit_checkpoint_safety_critic(
-                    config("pretrain", "pretrain", seed, env_extra=env_extra),
+                    with_overrides(config("pretrain", "pretrain", seed, env_extra=env_extra), pre_overrides),
                     checkpoint,
                     checkpoint_dir / f"pretrain_{seed}_{critic_fit}",
                     args.critic_fit_steps,
@@ -279,6 +328,7 @@ def main() -> None:
                     pretrained_checkpoint=masked_checkpoint if masked else checkpoint,
                     **METHODS[method],
                 )
+                cfg = with_overrides(cfg, both)
                 row = run(
                     cfg,
                     args.finetune_steps,

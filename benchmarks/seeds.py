@@ -28,11 +28,9 @@ import numpy as np
 import pandas as pd
 import ray
 import torch
-import yaml
-from drunk_spider_transfer import AUTHORS_SAC, config, noise_levels
+from drunk_spider_transfer import AUTHORS_SAC, config, noise_levels, parse_sets, with_overrides
 from ray.rllib.core import DEFAULT_MODULE_ID
 
-from sqrl_rllib.algorithms.sqrl.keys import SQRL_KEYS
 from sqrl_rllib.envs.drunk_spider import DrunkSpiderEnv
 from sqrl_rllib.envs.rllib import register_rllib_envs
 
@@ -103,17 +101,6 @@ def last_failure_rate(trace: pd.DataFrame, last_steps: int) -> float:
     return float((end["cumulative_failures"] - start["cumulative_failures"]) / max(episodes, 1.0))
 
 
-def parse_sets(pairs: list[str]) -> dict:
-    """``KEY=VALUE`` pairs (VALUE parsed as YAML) into SQRL keys."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise argparse.ArgumentTypeError(f"--set expects KEY=VALUE, got {pair!r}")
-        out[key] = yaml.safe_load(value)
-    return out
-
-
 def main() -> None:
     """Pretrain one seed (resumably), evaluate it and write its CSV row and trace."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -168,10 +155,7 @@ def main() -> None:
         parser.error(f"--env-set: {err}")
     cfg = config("pretrain", "pretrain", args.seed, env_extra=env_extra)
     try:
-        # SQRL keys go to .sqrl(), the rest (e.g. gamma, initial_alpha) to .training().
-        cfg = cfg.sqrl(**{k: v for k, v in overrides.items() if k in SQRL_KEYS})
-        cfg = cfg.training(**{k: v for k, v in overrides.items() if k not in SQRL_KEYS})
-        cfg.validate()
+        cfg = with_overrides(cfg, overrides)
     except (TypeError, ValueError) as err:
         parser.error(f"--set: {err}")
     out = pathlib.Path(args.out)

@@ -162,11 +162,19 @@ class WCPGCritic(nn.Module):
 
 
 class WCPGActor(nn.Module):
-    """Deterministic risk-conditioned policy mu(s, alpha) in [-1, 1]^act_dim (tanh head)."""
+    """Deterministic risk-conditioned policy mu(s, alpha) in [-1, 1]^act_dim (tanh head).
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (256, 256)):
+    ``mean_init_scale`` multiplies the initial weights and bias of the output units, as for SAC's policy
+    mean (``SquashedGaussianPolicy``): a small value starts every seed near the action 0.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (256, 256), mean_init_scale: float = 1.0):
         super().__init__()
         self.net = mlp(obs_dim + 1, act_dim, hidden)
+        if mean_init_scale != 1.0:
+            with torch.no_grad():
+                self.net[-1].weight.mul_(mean_init_scale)
+                self.net[-1].bias.mul_(mean_init_scale)
 
     def forward(self, obs: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
         """obs [B, obs_dim], alpha float or [B] -> actions [B, act_dim]."""

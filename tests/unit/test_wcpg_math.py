@@ -107,3 +107,14 @@ def test_modules_and_risk_levels():
     assert q.shape == (5,) and ups.shape == (5,) and (ups > 0).all()
     # The risk level is an input: changing it changes the outputs.
     assert not torch.allclose(actor(obs, 0.1), actor(obs, 1.0))
+
+
+def test_actor_mean_init_scale_starts_near_the_zero_action():
+    obs, alpha = torch.randn(256, 4), torch.full((256,), 0.5)
+    torch.manual_seed(0)
+    wide = WCPGActor(4, 2, hidden=(16,))
+    torch.manual_seed(0)
+    small = WCPGActor(4, 2, hidden=(16,), mean_init_scale=0.01)
+    # Same draw, output layer scaled by 0.01: tanh is ~linear there, so the actions shrink ~100-fold.
+    ratio = small(obs, alpha).abs().mean() / wide(obs, alpha).abs().mean()
+    assert 0.005 < ratio.item() < 0.02

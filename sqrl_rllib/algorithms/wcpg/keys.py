@@ -36,7 +36,6 @@ UNUSED_SAC_KEYS: dict[str, Any] = {
     "num_critics": None,
     "critic_target_aggregate": "min",
     "critic_target_entropy": True,
-    "policy_mean_init_scale": 1.0,
 }
 
 

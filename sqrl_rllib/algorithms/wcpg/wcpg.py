@@ -44,6 +44,7 @@ class WCPGConfig(SQRLConfig):
     ``tau`` (polyak rate of both targets, SQRL's 5e-3), ``train_batch_size_per_learner``,
     ``num_steps_sampled_before_learning_starts`` and the SQRL keys ``updates_per_env_step``,
     ``replay_capacity``, ``checkpoint_replay``, ``pretrained_checkpoint``, ``phase``, ``hidden``,
+    ``policy_mean_init_scale`` (on the actor's output layer),
     ``reward_scale`` and ``method`` ("wcpg"). The safety switches are off (and must stay off) and SAC's
     temperature keys are unused.
     """

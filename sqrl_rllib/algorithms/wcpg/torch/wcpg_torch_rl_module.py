@@ -48,8 +48,9 @@ class ClippedDiagGaussian(TorchDiagGaussian):
 class WCPGTorchRLModule(TorchRLModule, InferenceOnlyAPI, TargetNetworkAPI):
     """Actor mu(s, alpha) in [-1, 1]^act_dim and critic (Q, Upsilon)(s, a, alpha), alpha the last obs component.
 
-    ``model_config`` keys: ``hidden`` (layer sizes, default (256, 256)) and ``exploration_noise_std`` (the
-    Gaussian exploration std on normalised actions, default 0.3). EnvRunners (``inference_only``) hold
+    ``model_config`` keys: ``hidden`` (layer sizes, default (256, 256)), ``policy_mean_init_scale`` (factor
+    on the actor's initial output weights, default 1) and ``exploration_noise_std`` (the Gaussian
+    exploration std on normalised actions, default 0.3). EnvRunners (``inference_only``) hold
     the actor only.
     """
 
@@ -64,7 +65,7 @@ class WCPGTorchRLModule(TorchRLModule, InferenceOnlyAPI, TargetNetworkAPI):
         # The observation space includes alpha (AppendRiskLevel); the networks take it as a separate input.
         obs_dim = int(np.prod(self.observation_space.shape)) - 1
         act_dim = int(np.prod(self.action_space.shape))
-        self.actor = WCPGActor(obs_dim, act_dim, hidden)
+        self.actor = WCPGActor(obs_dim, act_dim, hidden, float(cfg.get("policy_mean_init_scale", 1.0)))
         if not self.inference_only:
             self.critic = WCPGCritic(obs_dim, act_dim, hidden)
         self.log_noise_std = math.log(float(cfg.get("exploration_noise_std", 0.3)))
