@@ -62,16 +62,19 @@ class SQRLTorchLearner(SACTorchLearner):
         """SQRL's module exposes target networks."""
         return [TargetNetworkAPI]
 
-    def configure_optimizers_for_module(self, module_id, config=None) -> None:
-        """Adam (fused, see ``sqrl_rllib.core.optim``) per parameter group; lrs from the config's ``*_lr`` keys."""
-        module = self._module[module_id].unwrapped()
-        groups = {
+    def optimizer_groups(self, module, config) -> dict[str, tuple[list, float]]:
+        """Optimizer name -> (parameters, learning rate from the config's ``*_lr`` key) of ``module``."""
+        return {
             "qf": (list(module.qf.parameters()), config.critic_lr),
             "policy": (list(module.policy.parameters()), config.actor_lr),
             "alpha": ([module.log_alpha], config.alpha_lr),
             "safety": (list(module.safety_critic.parameters()), config.safety_critic_lr),
             "nu": ([module.log_nu], config.nu_lr),
         }
+
+    def configure_optimizers_for_module(self, module_id, config=None) -> None:
+        """Adam (fused, see ``sqrl_rllib.core.optim``) per group of :meth:`optimizer_groups`."""
+        groups = self.optimizer_groups(self._module[module_id].unwrapped(), config)
         for name, (params, lr) in groups.items():
             self.register_optimizer(
                 module_id=module_id,

@@ -15,28 +15,18 @@ from ray.rllib.core.columns import Columns
 from sqrl_rllib.algorithms.sqrl.torch.sqrl_torch_learner import SQRLTorchLearner, frozen
 from sqrl_rllib.algorithms.sqrl.torch.sqrl_torch_rl_module import NEXT_ACTIONS, POLICY_ACTIONS
 from sqrl_rllib.algorithms.wcpg.risk_level import split_risk_level
-from sqrl_rllib.core.optim import adam
 from sqrl_rllib.core.wcpg import cvar, wcpg_actor_loss, wcpg_targets
 
 
 class WCPGTorchLearner(SQRLTorchLearner):
     """Learner of :class:`~sqrl_rllib.algorithms.wcpg.WCPG` (optimizers: actor, critic)."""
 
-    def configure_optimizers_for_module(self, module_id, config=None) -> None:
-        """Fused Adam for the actor (``actor_lr``) and the critic (``critic_lr``)."""
-        module = self._module[module_id].unwrapped()
-        groups = {
+    def optimizer_groups(self, module, config) -> dict[str, tuple[list, float]]:
+        """The actor (``actor_lr``) and the critic (``critic_lr``)."""
+        return {
             "actor": (list(module.actor.parameters()), config.actor_lr),
             "critic": (list(module.critic.parameters()), config.critic_lr),
         }
-        for name, (params, lr) in groups.items():
-            self.register_optimizer(
-                module_id=module_id,
-                optimizer_name=name,
-                optimizer=adam(params, lr),
-                params=params,
-                lr_or_lr_schedule=lr,
-            )
 
     def compute_loss_for_module(self, *, module_id, config, batch: dict[str, Any], fwd_out: dict[str, Any]):
         """Critic: squared errors of Q and Upsilon against their Bellman targets (``wcpg_targets``, bootstrapped
