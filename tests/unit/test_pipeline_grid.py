@@ -237,11 +237,11 @@ def test_results_table_rows_per_method_in_registry_order():
 
 
 def test_method_config_sets_keys_for_one_method_only():
-    experiment = prepare_experiment(
-        "drunk_spider", ["method_config.sac.finetune.reward_scale=5.0"], False, None, seeds=[1], methods=["sqrl", "sac"]
-    )
+    # The stage's own value (the experiment's finetune.sqrl.reward_scale, 10) stays SQRL's.
+    overrides = ["finetune.sqrl.reward_scale=10.0", "method_config.sac.finetune.reward_scale=5.0"]
+    experiment = prepare_experiment("drunk_spider", overrides, False, None, seeds=[1], methods=["sqrl", "sac"])
     variants = {v["method"]: v for v in _variants(finetune_config(experiment, [1], CHECKPOINTS))}
-    assert variants["sac"]["reward_scale"] == 5.0 and variants["sqrl"]["reward_scale"] == 1.0
+    assert variants["sac"]["reward_scale"] == 5.0 and variants["sqrl"]["reward_scale"] == 10.0
 
 
 @pytest.mark.parametrize(
@@ -255,3 +255,19 @@ def test_method_config_sets_keys_for_one_method_only():
 def test_bad_method_config_is_refused_before_ray_starts(override, message):
     with pytest.raises(ExperimentError, match=re.escape(message)):
         prepare_experiment("drunk_spider", [override], False, None, methods=["sqrl", "sac"])
+
+
+def test_drunk_spider_pretrains_with_the_authors_sac_and_the_lagrangian_for_sqrl_only():
+    """drunk_spider.yaml's issue-21 defaults: the authors' SAC settings for every method, the pretraining
+    Lagrangian for SQRL (a method without a safety critic switches it off), noise randomised in pretraining."""
+    experiment = prepare_experiment("drunk_spider", [], False, None, seeds=[1], methods=["sqrl", "sac"])
+    pre = {v["method"]: v for v in _variants(pretrain_config(experiment, [1]))}
+    fine = {v["method"]: v for v in _variants(finetune_config(experiment, [1], CHECKPOINTS))}
+    for variants in (pre, fine):
+        assert all(v["gamma"] == 1.0 and v["reward_scale"] == 10.0 for v in variants.values())
+    assert pre["sqrl"]["pretrain_lagrangian"] is True and pre["sqrl"]["nu_lr"] == 0.003
+    assert pre["sac"]["pretrain_lagrangian"] is False and pre["sac"]["safety_critic"] is False
+    assert all(v["policy_mean_init_scale"] == 0.01 for v in pre.values())
+    levels = pre["sqrl"]["env_config"]["action_noise_levels"]
+    assert len(levels) == 10 and min(levels) == 0.0 and max(levels) == 0.4
+    assert "action_noise_levels" not in fine["sqrl"]["env_config"]
