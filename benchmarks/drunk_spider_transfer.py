@@ -57,16 +57,24 @@ def critic_fit_name(steps: int, failure_fraction: float) -> str:
     return f"fit{steps}f{failure_fraction:g}"
 
 
-def run_name(method: str, eps_safe: float, critic_fit: str = "") -> str:
+def run_name(method: str, eps_safe: float, critic_fit: str = "", finetune_set: str = "") -> str:
     """Label and checkpoint-directory stem of a fine-tuning run: the method, plus its eps_safe if not the
-    default and the safety-critic fit (``critic_fit_name``) it starts from, if any.
+    default, the safety-critic fit (``critic_fit_name``) it starts from, if any, and its ``--finetune-set``
+    overrides (``sets_name``), if any.
 
-    SAC fine-tuning uses neither the mask nor Q_safe, so its name ignores both and one SAC run serves all.
+    SAC fine-tuning uses neither the mask nor Q_safe, so its name ignores eps_safe and the fit, and one SAC
+    run serves all of them.
     """
+    suffix = f"-{finetune_set}" if finetune_set else ""
     if METHODS[method].get("mask_enabled", True) is False:
-        return method
+        return method + suffix
     name = method if eps_safe == EPS_SAFE else f"{method}-eps{eps_safe:g}"
-    return f"{name}-{critic_fit}" if critic_fit else name
+    return (f"{name}-{critic_fit}" if critic_fit else name) + suffix
+
+
+def sets_name(overrides: dict) -> str:
+    """``{"mask_resample_rounds": 4}`` -> ``"mask_resample_rounds4"``: the run-name part of ``--finetune-set``."""
+    return "-".join(f"{key}{value}" for key, value in sorted(overrides.items()))
 
 
 def noise_levels(text: str) -> list[float] | None:
@@ -262,14 +270,24 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="like --set, for pretraining (and the critic fit) only, e.g. pretrain_lagrangian=true (repeatable)",
     )
+    parser.add_argument(
+        "--finetune-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="like --set, for the fine-tuning runs only, e.g. mask_resample_rounds=4; the runs are labelled, "
+        "saved and listed (column finetune_set) with these overrides (repeatable)",
+    )
     args = parser.parse_args()
     try:
         both = (AUTHORS_SAC if args.authors_sac else {}) | parse_sets(args.set)
         pre_overrides = both | parse_sets(args.pretrain_set, "--pretrain-set")
+        finetune_sets = parse_sets(args.finetune_set, "--finetune-set")
+        fine_overrides = both | finetune_sets
         with_overrides(config("pretrain", "pretrain", 0), pre_overrides)
-        with_overrides(config("finetune", "finetune", 0), both)
+        with_overrides(config("finetune", "finetune", 0), fine_overrides)
     except (argparse.ArgumentTypeError, TypeError, ValueError) as err:
-        parser.error(f"--set / --pretrain-set: {err}")
+        parser.error(f"--set / --pretrain-set / --finetune-set: {err}")
     if args.pretrained and args.seeds != 1:
         parser.error("--pretrained needs --seeds 1")
     if args.resume and not args.checkpoint_dir:
@@ -320,7 +338,7 @@ def main() -> None:
                     args.critic_failure_fraction,
                 )
             for method in methods:
-                name = run_name(method, args.finetune_eps_safe, critic_fit)
+                name = run_name(method, args.finetune_eps_safe, critic_fit, sets_name(finetune_sets))
                 masked = METHODS[method].get("mask_enabled", True)
                 cfg = config(
                     "finetune",
@@ -330,7 +348,7 @@ def main() -> None:
                     pretrained_checkpoint=masked_checkpoint if masked else checkpoint,
                     **METHODS[method],
                 )
-                cfg = with_overrides(cfg, both)
+                cfg = with_overrides(cfg, fine_overrides)
                 row = run(
                     cfg,
                     args.finetune_steps,
@@ -341,7 +359,14 @@ def main() -> None:
                 )
                 fit = critic_fit if masked else ""
                 rows.append(
-                    {"method": method, "eps_safe": args.finetune_eps_safe, "critic_fit": fit, "seed": seed, **row}
+                    {
+                        "method": method,
+                        "eps_safe": args.finetune_eps_safe,
+                        "critic_fit": fit,
+                        "finetune_set": sets_name(finetune_sets),
+                        "seed": seed,
+                        **row,
+                    }
                 )
     if not rows:
         return

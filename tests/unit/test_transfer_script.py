@@ -9,7 +9,15 @@ import pytest
 
 BENCHMARKS = pathlib.Path(__file__).parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
-from drunk_spider_transfer import EPS_SAFE, METHODS, config, critic_fit_name, noise_levels, run_name  # noqa: E402
+from drunk_spider_transfer import (  # noqa: E402
+    EPS_SAFE,
+    METHODS,
+    config,
+    critic_fit_name,
+    noise_levels,
+    run_name,
+    sets_name,
+)
 
 
 def test_noise_levels_parse_ranges_lists_and_none():
@@ -37,6 +45,12 @@ def test_run_names_keep_default_runs_and_share_sac_across_thresholds():
     assert run_name("SQRL", 0.02, fit) == "SQRL-eps0.02-fit4000f0.2"
     # SAC never reads Q_safe, so a fitted critic does not make it a different run.
     assert run_name("SAC", EPS_SAFE, fit) == "SAC"
+    # --finetune-set overrides make another run (its own checkpoint directory), for every method.
+    sets = sets_name({"mask_resample_rounds": 4, "eps_safe": 0.05})
+    assert sets == "eps_safe0.05-mask_resample_rounds4"
+    assert run_name("SQRL", EPS_SAFE, fit, sets) == "SQRL-fit4000f0.2-eps_safe0.05-mask_resample_rounds4"
+    assert run_name("SAC", EPS_SAFE, fit, sets) == "SAC-eps_safe0.05-mask_resample_rounds4"
+    assert sets_name({}) == ""
 
 
 def test_finetune_threshold_reaches_the_config():
