@@ -9,6 +9,10 @@ One CPO update, with theta the flat policy parameters and x = theta' - theta the
 4. the step of the linearised problem ``max g^T x s.t. 1/2 x^T H x <= delta, b^T x + c <= 0`` in closed
    form (:func:`cpo_step`, Achiam et al. appendix 10.2), c = J_C(theta) - d;
 5. :func:`backtracking_line_search` on the true KL, surrogate and cost surrogate.
+
+:func:`cpo_policy_update` runs steps 2-5 on a :class:`GaussianPolicy` (the policy of CPO's and TRPO's
+papers: a tanh MLP mean and a state-independent log std), and :func:`fit_value` fits the reward and cost
+value networks (:func:`value_net`) to their GAE returns; ``sqrl_rllib.algorithms.cpo`` calls them.
 """
 
 from __future__ import annotations
@@ -18,19 +22,28 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
+from torch import nn
+
+from sqrl_rllib.core.networks import mlp
 
 __all__ = [
     "CPO_STATUSES",
     "CPOStep",
+    "GaussianPolicy",
     "LineSearchResult",
     "backtracking_line_search",
     "conjugate_gradient",
     "cost_limit_from_eps",
+    "cpo_policy_update",
     "cpo_step",
     "fisher_vector_product",
+    "fit_value",
     "flat_grad",
     "gae",
+    "gaussian_kl",
+    "gaussian_log_prob",
     "make_fisher_vector_product",
+    "value_net",
 ]
 
 # "trpo": the linearised constraint is inactive at the TRPO step, which is then optimal (nu = 0);
@@ -360,3 +373,200 @@ def cost_limit_from_eps(eps_safe: float, gamma: float, horizon: int | None = Non
     if horizon is None or horizon < 1:
         raise ValueError(f"conservative cost limit needs a horizon >= 1, got {horizon}")
     return float(eps_safe * gamma ** (horizon - 1))
+
+
+# --- the policy, the value networks and one whole CPO update (used by sqrl_rllib.algorithms.cpo) ---------
+
+
+def value_net(obs_dim: int, hidden: Sequence[int] = (256, 256)) -> nn.Sequential:
+    """V(s): obs [..., obs_dim] -> [..., 1] (a tanh MLP; squeeze the last axis for [...] values)."""
+    return mlp(obs_dim, 1, tuple(hidden), activation=nn.Tanh)
+
+
+class GaussianPolicy(nn.Module):
+    """pi(a|s) = N(mu(s), diag(sigma^2)): a tanh MLP mean and a state-independent log std (CPO's policy).
+
+    Unsquashed, as in the CPO authors' setup: the sample a is what the batch stores and what the
+    likelihood ratio pi_new(a|s) / pi_old(a|s) and the closed-form KL use; the environment receives
+    it clipped to the action box. (A tanh-squashed Gaussian would have the same KL and ratio as its
+    pre-tanh Gaussian, but the batch would then have to carry the pre-tanh sample.)
+
+    Args:
+        obs_dim, act_dim: flat observation and action sizes.
+        hidden: hidden layer sizes of the mean network.
+        init_log_std: initial log sigma, one parameter per action dimension.
+        mean_init_scale: factor on the initial weights and bias of the mean's output layer (small: every
+            seed starts near mean 0; SQRL's ``policy_mean_init_scale``).
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: Sequence[int] = (256, 256),
+        init_log_std: float = -0.5,
+        mean_init_scale: float = 1.0,
+    ):
+        super().__init__()
+        self.mean_net = mlp(obs_dim, act_dim, tuple(hidden), activation=nn.Tanh)
+        self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
+        if mean_init_scale != 1.0:
+            with torch.no_grad():
+                self.mean_net[-1].weight.mul_(mean_init_scale)
+                self.mean_net[-1].bias.mul_(mean_init_scale)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean [B, act_dim], log_std [B, act_dim]) for obs [B, obs_dim]."""
+        mean = self.mean_net(obs)
+        return mean, self.log_std.expand_as(mean)
+
+
+def gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """log N(actions; mean, diag(exp(log_std)^2)) summed over the last axis: [..., A] -> [...]."""
+    z = (actions - mean) * torch.exp(-log_std)
+    return (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2.0 * math.pi)).sum(-1)
+
+
+def gaussian_kl(
+    mean_old: torch.Tensor, log_std_old: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor
+) -> torch.Tensor:
+    """KL(N_old || N) of diagonal Gaussians, summed over the last axis: [..., A] -> [...]."""
+    var_old, var = torch.exp(2.0 * log_std_old), torch.exp(2.0 * log_std)
+    return (log_std - log_std_old + (var_old + (mean_old - mean).pow(2)) / (2.0 * var) - 0.5).sum(-1)
+
+
+def fit_value(
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    obs: torch.Tensor,
+    returns: torch.Tensor,
+    epochs: int,
+    minibatch_size: int,
+    generator: torch.Generator | None = None,
+) -> float:
+    """Regress V(s) [B] on ``returns`` [B] (0.5 squared error): ``epochs`` shuffled passes of minibatches.
+
+    ``generator`` (a CPU generator) fixes the shuffling. Returns the full-batch loss after fitting.
+    """
+    obs, returns = obs.detach(), returns.detach()
+    n = obs.shape[0]
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=generator).to(obs.device)
+        for start in range(0, n, minibatch_size):
+            rows = order[start : start + minibatch_size]
+            loss = 0.5 * (net(obs[rows]).squeeze(-1) - returns[rows]).pow(2).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        return float(0.5 * (net(obs).squeeze(-1) - returns).pow(2).mean())
+
+
+def _set_flat(params: Sequence[torch.Tensor], flat: torch.Tensor) -> None:
+    """Copy the flat vector ``flat`` into ``params`` (in place: the Parameter objects stay the same)."""
+    with torch.no_grad():
+        start = 0
+        for p in params:
+            p.copy_(flat[start : start + p.numel()].view_as(p))
+            start += p.numel()
+
+
+def cpo_policy_update(
+    policy: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    params: Sequence[torch.Tensor],
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    reward_advantages: torch.Tensor,
+    cost_advantages: torch.Tensor,
+    c: float,
+    cost_scale: float,
+    max_kl: float = 0.01,
+    cg_iters: int = 10,
+    damping: float = 0.1,
+    decay: float = 0.8,
+    max_backtracks: int = 10,
+) -> dict[str, float]:
+    """One CPO policy step on an on-policy batch: steps 2-5 of the module docstring; updates ``params`` in place.
+
+    The reward surrogate is mean_t[ratio_t A_t] with the reward advantages normalised (the step of the
+    linearised problem does not depend on g's scale). The cost surrogate must be in the constraint's units,
+    J_C(theta') - J_C(theta) ~ ``cost_scale`` * mean_t[ratio_t (A^C_t - mean A^C)]: with ``cost_scale`` the
+    mean episode length, mean over the batch's rows times the episode length estimates the per-episode sum
+    of the performance-difference lemma (the cost advantages are centred, not scaled, as in the CPO
+    authors' code). ``c`` = J_C(theta) - d.
+
+    Args:
+        policy: obs [B, O] -> (mean, log_std), each [B, A] (e.g. a :class:`GaussianPolicy`).
+        params: the policy's parameters theta (those the step moves).
+        obs, actions: the batch, [B, O] and [B, A] (the unclipped samples the old policy drew).
+        reward_advantages, cost_advantages: GAE advantages [B] (:func:`gae`).
+        c: the constraint value J_C(theta) - d (> 0: violated).
+        cost_scale: factor turning the per-row cost surrogate into per-episode cost (mean episode length).
+        max_kl: trust region delta on the mean KL(pi_old || pi_new).
+        cg_iters, damping: conjugate gradient iterations and Fisher damping.
+        decay, max_backtracks: the line search's shrink factor and number of candidates.
+    Returns:
+        Statistics (floats): ``status`` (index into :data:`CPO_STATUSES`), ``accepted`` (1/0), ``step_fraction``,
+        ``kl``, ``surrogate_gain``, ``cost_surrogate_change`` (predicted J_C change, J_C units),
+        ``lam``, ``nu``, ``constraint_value`` (c).
+    """
+    params = list(params)
+    obs, actions = obs.detach(), actions.detach()
+    with torch.no_grad():
+        mean_old, log_std_old = policy(obs)
+        logp_old = gaussian_log_prob(mean_old, log_std_old, actions)
+    adv = reward_advantages.detach()
+    adv = (adv - adv.mean()) / (adv.std(unbiased=False) + 1e-8)
+    cadv = cost_advantages.detach() - cost_advantages.detach().mean()
+
+    def surrogates() -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = policy(obs)
+        ratio = torch.exp(gaussian_log_prob(mean, log_std, actions) - logp_old)
+        return (ratio * adv).mean(), cost_scale * (ratio * cadv).mean()
+
+    def mean_kl() -> torch.Tensor:
+        mean, log_std = policy(obs)
+        return gaussian_kl(mean_old, log_std_old, mean, log_std).mean()
+
+    surrogate, cost_surrogate = surrogates()
+    g = flat_grad(surrogate, params, retain_graph=True)
+    b = flat_grad(cost_surrogate, params)
+    fvp = make_fisher_vector_product(mean_kl, params, damping)
+    step = cpo_step(g, b, c, conjugate_gradient(fvp, g, cg_iters), conjugate_gradient(fvp, b, cg_iters), max_kl)
+
+    theta_old = torch.cat([p.detach().reshape(-1) for p in params]).clone()
+
+    def at(fn: Callable[[], torch.Tensor]) -> Callable[[torch.Tensor], float]:
+        def evaluate(x: torch.Tensor) -> float:
+            _set_flat(params, theta_old + x)
+            with torch.no_grad():
+                return float(fn())
+
+        return evaluate
+
+    kl_at, reward_at, cost_at = at(mean_kl), at(lambda: surrogates()[0]), at(lambda: surrogates()[1])
+    search = backtracking_line_search(
+        step.x,
+        kl_at,
+        reward_at,
+        max_kl,
+        cost_fn=cost_at,
+        c=c,
+        recovery=step.status == "recovery",
+        decay=decay,
+        max_backtracks=max_backtracks,
+    )
+    stats = {
+        "kl": kl_at(search.x),
+        "surrogate_gain": reward_at(search.x) - float(surrogate.detach()),
+        "cost_surrogate_change": cost_at(search.x) - float(cost_surrogate.detach()),
+    }
+    _set_flat(params, theta_old + search.x)
+    return stats | {
+        "status": float(CPO_STATUSES.index(step.status)),
+        "accepted": float(search.accepted),
+        "step_fraction": float(search.fraction),
+        "lam": float(step.lam),
+        "nu": float(step.nu),
+        "constraint_value": float(c),
+    }

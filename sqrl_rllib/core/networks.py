@@ -15,12 +15,15 @@ from torch import nn
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 
 
-def mlp(in_dim: int, out_dim: int, hidden: tuple[int, ...] = (256, 256)) -> nn.Sequential:
-    """A ReLU MLP ``in_dim -> hidden... -> out_dim`` with a linear output layer."""
+def mlp(
+    in_dim: int, out_dim: int, hidden: tuple[int, ...] = (256, 256), activation: type[nn.Module] = nn.ReLU
+) -> nn.Sequential:
+    """An MLP ``in_dim -> hidden... -> out_dim`` (``activation`` after each hidden layer, ReLU by default) with a
+    linear output layer."""
     layers: list[nn.Module] = []
     last = in_dim
     for h in hidden:
-        layers += [nn.Linear(last, h), nn.ReLU()]
+        layers += [nn.Linear(last, h), activation()]
         last = h
     layers.append(nn.Linear(last, out_dim))
     return nn.Sequential(*layers)

@@ -82,12 +82,14 @@ def test_quick_drunk_spider_pipeline_two_seeds(tmp_path):
     assert len(events) >= 8, list(run_dir.rglob("*"))[:50]
 
 
-def test_quick_wcpg_pipeline_runs_its_own_algorithm_in_its_own_stage_runs(tmp_path):
-    """A method of another Algorithm class (WCPG) gets its own Tune run per stage, and its fine-tuning trial
-    starts from its own pretraining checkpoint (no critic fit: WCPG has no safety critic)."""
+def _quick_own_algorithm(tmp_path, method: str, *sets: str):
+    """``--quick --methods METHOD`` (one seed, 1000 + 500 steps) for a method of its own Algorithm class: checks
+    its own Tune run per stage, its rows and its fine-tuning's start from its own pretraining checkpoint;
+    returns (the trial rows, the fine-tuning trial's directory)."""
     quick = ["--quick", "--seeds", "0", "--set", "quick.pretrain_steps=1000", "--set", "quick.finetune_steps=500"]
     proc = subprocess.run(
-        [sys.executable, "-m", "sqrl_rllib.tune", "drunk_spider", *quick, "--methods", "wcpg"]
+        [sys.executable, "-m", "sqrl_rllib.tune", "drunk_spider", *quick, "--methods", method]
+        + [arg for key in sets for arg in ("--set", key)]
         + ["--storage-path", str(tmp_path)],
         capture_output=True,
         text=True,
@@ -95,16 +97,44 @@ def test_quick_wcpg_pipeline_runs_its_own_algorithm_in_its_own_stage_runs(tmp_pa
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run_dir = tmp_path / "drunk_spider_quick"
-    assert "starting stage 'pretrain_wcpg'" in proc.stdout and "starting stage 'finetune_wcpg'" in proc.stdout
+    assert f"starting stage 'pretrain_{method}'" in proc.stdout and f"starting stage 'finetune_{method}'" in proc.stdout
     assert not (run_dir / "pretrain").exists() and not (run_dir / "pretrain_critic_fit").exists()
     table = pd.read_parquet(run_dir / "results.parquet")
     trials = table[table["kind"] == "trial"]
-    assert list(trials["stage"]) == ["pretrain", "finetune"] and set(trials["method"]) == {"wcpg"}
+    assert list(trials["stage"]) == ["pretrain", "finetune"] and set(trials["method"]) == {method}
     assert trials[["eps_safe", "gamma_safe"]].isna().all().all()
+    assert (trials["env_steps"] > 0).all() and (trials["episodes"] > 0).all()
     pre_dir, ft_dir = (pathlib.Path(d) for d in trials["trial_dir"])
-    assert pre_dir.parent.name == "pretrain_wcpg" and ft_dir.parent.name == "finetune_wcpg"
+    assert pre_dir.parent.name == f"pretrain_{method}" and ft_dir.parent.name == f"finetune_{method}"
     params = json.loads((ft_dir / "params.json").read_text())
-    assert params["pretrained_checkpoint"].startswith(str(pre_dir)) and params["risk_level"] == 0.2
+    assert params["pretrained_checkpoint"].startswith(str(pre_dir))
+    return trials, ft_dir
+
+
+def test_quick_wcpg_pipeline_runs_its_own_algorithm_in_its_own_stage_runs(tmp_path):
+    """A method of another Algorithm class (WCPG) gets its own Tune run per stage, and its fine-tuning trial
+    starts from its own pretraining checkpoint (no critic fit: WCPG has no safety critic)."""
+    _, ft_dir = _quick_own_algorithm(tmp_path, "wcpg")
+    params = json.loads((ft_dir / "params.json").read_text())
+    assert params["risk_level"] == 0.2
     progress = pd.read_csv(ft_dir / "progress.csv")
     assert progress["learners/default_policy/cvar_mean"].notna().any()
-    assert (trials["env_steps"] > 0).all() and (trials["episodes"] > 0).all()
+
+
+def test_quick_cpo_pipeline_runs_its_own_on_policy_algorithm(tmp_path):
+    """CPO (on-policy, its own Algorithm class) gets its own Tune run per stage, its method_config keys reach
+    its trials, and its fine-tuning trial starts from its own pretraining checkpoint."""
+    batches = ["method_config.cpo.pretrain.cpo_batch_size=500", "method_config.cpo.finetune.cpo_batch_size=250"]
+    trials, ft_dir = _quick_own_algorithm(tmp_path, "cpo", *batches)
+    # Whole on-policy batches of 500 (pretraining) and 250 (fine-tuning) steps, to at least the stage's budget
+    # (Tune may stop an iteration late: measured 1500 and 500).
+    pre_steps, ft_steps = trials["env_steps"]
+    assert pre_steps >= 1000 and pre_steps % 500 == 0 and ft_steps >= 500 and ft_steps % 250 == 0
+    params = json.loads((ft_dir / "params.json").read_text())
+    assert params["cpo_batch_size"] == 250
+    assert params["phase"] == "finetune" and params["reward_scale"] == 1.0 and params["safety_critic"] is False
+    progress = pd.read_csv(ft_dir / "progress.csv")
+    # One CPO step per batch; the limit is the stage's eps_safe (0.1).
+    last = progress.iloc[-1]
+    assert last["sqrl/num_sgd_steps"] == ft_steps // 250 and last["sqrl/cpo_cost_limit"] == 0.1
+    assert progress["learners/default_policy/kl"].le(0.01 * 1.001).all()

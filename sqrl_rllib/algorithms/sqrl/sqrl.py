@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.sac.sac import SAC, SACConfig
-from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE, DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
@@ -233,11 +233,7 @@ class SQRL(SAC):
         super().setup(config)
         # DQN's setup built RLlib's episode replay buffer; SQRL never uses it.
         self.local_replay_buffer = None
-        obs_space = self.config.observation_space or self._probe_spaces()[0]
-        act_space = self.config.action_space or self._probe_spaces()[1]
-        obs_dim, act_dim = int(np.prod(obs_space.shape)), int(np.prod(act_space.shape))
-        self.offline_buffer = ColumnarReplay(int(self.config.replay_capacity), obs_dim, act_dim)
-        self.safety_buffer = OnlineSafetyBuffer(int(self.config.online_buffer_episodes))
+        self._build_buffers()
         self._rng = np.random.default_rng(self.config.seed)
         self._counters = {
             "failures": 0,
@@ -251,6 +247,14 @@ class SQRL(SAC):
         self._mask_on = self.config.phase == "finetune"
         if self.config.pretrained_checkpoint:
             self.load_pretrained(self.config.pretrained_checkpoint)
+
+    def _build_buffers(self) -> None:
+        """D_offline (columnar replay) and D_safe; an on-policy subclass (CPO) sets both to None."""
+        obs_space = self.config.observation_space or self._probe_spaces()[0]
+        act_space = self.config.action_space or self._probe_spaces()[1]
+        obs_dim, act_dim = int(np.prod(obs_space.shape)), int(np.prod(act_space.shape))
+        self.offline_buffer = ColumnarReplay(int(self.config.replay_capacity), obs_dim, act_dim)
+        self.safety_buffer = OnlineSafetyBuffer(int(self.config.online_buffer_episodes))
 
     def _probe_spaces(self):
         spaces = self.env_runner_group.get_spaces()
@@ -280,6 +284,15 @@ class SQRL(SAC):
         if not path.is_dir():
             raise ValueError(f"pretrained_checkpoint={str(checkpoint)!r} holds no RLModule state at {path}")
         self.restore_from_path(path, component=MODULE_COMPONENT)
+        # restore_from_path syncs remote EnvRunners with an async call that RLlib drops while an EnvRunner still
+        # has the setup's sync in flight (seen: CPO's EnvRunners kept their initial policy); push the restored
+        # weights with a blocking call so the first batch is sampled by the pretrained policy.
+        if self.env_runner_group.num_remote_env_runners() > 0:
+            state = self.learner_group.get_state(
+                components=f"{COMPONENT_LEARNER}/{COMPONENT_RL_MODULE}", inference_only=True
+            )[COMPONENT_LEARNER]
+            weights = {COMPONENT_RL_MODULE: state[COMPONENT_RL_MODULE]}
+            self.env_runner_group.foreach_env_runner(lambda er: er.set_state(weights), local_env_runner=False)
 
     # -- Algorithms 1 and 2 ------------------------------------------------------------------
     def training_step(self) -> None:
@@ -439,8 +452,9 @@ class SQRL(SAC):
             "cumulative_failure_rate": c["failures"] / max(c["episodes"], 1),
             "num_sgd_steps": c["sgd_steps"],
             "num_safety_critic_steps": c["safety_steps"],
-            "offline_buffer_size": len(self.offline_buffer),
-            "safety_buffer_size": len(self.safety_buffer),
+            # 0 without replay (CPO), so every method reports the same keys.
+            "offline_buffer_size": len(self.offline_buffer) if self.offline_buffer is not None else 0,
+            "safety_buffer_size": len(self.safety_buffer) if self.safety_buffer is not None else 0,
         }
         values["mask_active"] = float(self._mask_on and self.config.mask_enabled)
         for key, value in values.items():
@@ -455,7 +469,7 @@ class SQRL(SAC):
         state = super().get_state(components, not_components=not_components, **kwargs)
         if self._check_component(SQRL_STATE, components, not_components):
             sqrl_state: dict[str, Any] = {"counters": dict(self._counters)}
-            if self.config.checkpoint_replay:
+            if self.config.checkpoint_replay and self.offline_buffer is not None:
                 sqrl_state["offline_buffer"] = self.offline_buffer.get_state()
                 sqrl_state["safety_buffer"] = self.safety_buffer.get_state()
             state[SQRL_STATE] = sqrl_state

@@ -24,11 +24,12 @@ from typing import Any
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
+from sqrl_rllib.algorithms.sqrl.no_safety_critic import NoSafetyCritic, NoSafetyCriticConfig
 from sqrl_rllib.algorithms.sqrl.sqrl import SQRL, SQRLConfig
 from sqrl_rllib.algorithms.wcpg.keys import check_wcpg_keys, wcpg_defaults
 
 
-class WCPGConfig(SQRLConfig):
+class WCPGConfig(NoSafetyCriticConfig, SQRLConfig):
     """Configuration of :class:`WCPG`: SQRL's (SAC's) keys plus WCPG's, set by :meth:`wcpg`.
 
     WCPG keys (``sqrl_rllib.algorithms.wcpg.keys.WCPG_KEYS``):
@@ -113,28 +114,11 @@ class WCPGConfig(SQRLConfig):
         pipeline.prepend(AppendRiskLevel(**self.risk_level_sampling()))
         return pipeline
 
-    def build_module_to_env_connector(self, env=None, spaces=None):
-        """RLlib's default pipeline: SQRL's safety mask is removed (WCPG has no safety critic)."""
-        pipeline = super().build_module_to_env_connector(env=env, spaces=spaces)
-        pipeline.remove("SafetyMask")
-        return pipeline
 
-
-class WCPG(SQRL):
+class WCPG(NoSafetyCritic, SQRL):
     """WCPG: SQRL's training loop, replay and checkpoints with a risk-conditioned actor and distributional critic."""
 
     @classmethod
     def get_default_config(cls) -> WCPGConfig:
         """A fresh :class:`WCPGConfig`."""
         return WCPGConfig()
-
-    def load_pretrained(self, checkpoint) -> None:
-        """Load the RLModule state of a checkpoint (actor, critic and both targets); WCPG has no nu."""
-        self._restore_module(checkpoint)
-
-    def _end_warmup_if_due(self) -> None:
-        """No safety mask, so no warm-up to end."""
-
-    def fit_safety_critic(self, num_steps: int, failure_fraction: float = 0.0, chunk: int = 500) -> dict[str, float]:
-        """WCPG has no safety critic to fit: raises ValueError (its method entry has ``critic_fit=False``)."""
-        raise ValueError("fit_safety_critic: WCPG has no safety critic (the 'wcpg' method has critic_fit=False)")
