@@ -62,7 +62,10 @@ QUICK_KEYS = {
 }
 TOP_KEYS = {
     "name": "experiment name (run directory name).",
-    "env": "registered gymnasium id of the env (any env whose info carries 'failure').",
+    "env": "the env: a gymnasium id (e.g. Hopper-v5, sqrl/DrunkSpider-v0) or 'module:callable', an env creator "
+    "called with the stage's env_config (docs/own_env.md).",
+    "failure": "what a failure is, for an env whose info has no 'failure': terminated, {info: KEY}, {info: KEY, "
+    "above: X}, {obs: INDEX, below: X}, {obs: INDEX, above: X} or {python: module:function} (docs/own_env.md).",
     "pretrain": "pretraining stage.",
     "finetune": "fine-tuning stage.",
     "seeds": "list of distinct non-negative integer seeds (default [0]). Each seed runs its own pretraining "
@@ -88,8 +91,10 @@ class ExperimentError(ValueError):
 
 
 def available_experiments() -> list[str]:
-    """Names of the experiment files shipped in ``tune_configs/``."""
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    """Names of the experiment files shipped in ``tune_configs/``, then the own-env examples in
+    ``tune_configs/examples/`` (named ``examples/NAME``)."""
+    examples = sorted(f"examples/{p.stem}" for p in (CONFIG_DIR / "examples").glob("*.yaml"))
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")) + examples
 
 
 def load_experiment(name_or_path: str) -> dict[str, Any]:
@@ -212,6 +217,7 @@ def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> N
     except MethodError as err:
         raise ExperimentError(str(err)) from None
     _check_method_config(experiment.get("method_config") or {}, methods)
+    _check_failure_spec(experiment)
     for stage in ("pretrain", "finetune"):
         spec = experiment[stage]
         _check_mapping(spec, STAGE_KEYS, stage)
@@ -246,7 +252,7 @@ def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> N
                 except ValueError as err:
                     raise ExperimentError(f"{stage} (method {name}): {err}") from None
         if check_env:
-            _check_env(experiment["env"], spec.get("env_config") or {}, stage)
+            _check_env(experiment["env"], experiment.get("failure"), spec.get("env_config") or {}, stage)
 
 
 def method_stage_keys(experiment: dict[str, Any], name: str, stage: str) -> dict[str, Any]:
@@ -374,19 +380,27 @@ def _expand_resources_shorthand(experiment: dict[str, Any]) -> None:
         experiment["resources"] = {"fit": "auto"}
 
 
-def _check_env(env_id: str, env_config: dict[str, Any], stage: str) -> None:
-    import gymnasium as gym
+def _check_failure_spec(experiment: dict[str, Any]) -> None:
+    """``env`` is a string and ``failure`` parses (the checks against the env itself are ``_check_env``'s)."""
+    from sqrl_rllib.envs.failure_spec import FailureSpecError, failure_predicate
 
-    import sqrl_rllib.envs  # noqa: F401
+    if not isinstance(experiment["env"], str) or not experiment["env"]:
+        raise ExperimentError(f"env={experiment['env']!r} is invalid: give a gymnasium id or 'module:callable'.")
+    if experiment.get("failure") is not None:
+        try:
+            failure_predicate(experiment["failure"])
+        except FailureSpecError as err:
+            raise ExperimentError(str(err)) from None
 
-    if env_id not in gym.registry:
-        sqrl_ids = sorted(k for k in gym.registry if k.startswith("sqrl/"))
-        raise ExperimentError(f"Unknown env {env_id!r}. Registered sqrl envs: {', '.join(sqrl_ids)}.")
+
+def _check_env(env_id: str, failure: Any, env_config: dict[str, Any], stage: str) -> None:
+    """Build the stage's env and check the failure spec against it (``own_env.check_own_env``)."""
+    from sqrl_rllib.envs.own_env import OwnEnvError, check_own_env
+
     try:
-        env = gym.make(env_id, **env_config)
-    except (TypeError, ValueError) as err:
-        raise ExperimentError(f"{stage}.env_config={env_config!r} is invalid for {env_id}: {err}") from None
-    env.close()
+        check_own_env(env_id, failure, env_config, stage)
+    except OwnEnvError as err:
+        raise ExperimentError(str(err)) from None
 
 
 def prepare_experiment(

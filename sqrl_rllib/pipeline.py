@@ -37,13 +37,18 @@ DIRNAME_KEYS = ("method", "eps_safe", "gamma_safe", "seed")
 def build_config(experiment: dict[str, Any], stage: str, config_class: str | None = None):
     """The config of one stage of ``experiment`` (grid values are filled in by the caller): an instance of
     ``config_class`` (an import path, ``Method.config_class``; default SQRL's SQRLConfig)."""
+    from sqrl_rllib.envs.own_env import own_env_name
     from sqrl_rllib.methods import SQRL_CONFIG, load_object
 
     spec = experiment[stage]
     res = experiment.get("resources") or {}
     config = (
         load_object(config_class or SQRL_CONFIG)()
-        .environment(experiment["env"], env_config=dict(spec.get("env_config") or {}))
+        # A sqrl id keeps its name; an own env (failure: key, any gymnasium id or creator) is registered by
+        # run_pipeline under own_env_name.
+        .environment(
+            own_env_name(experiment["env"], experiment.get("failure")), env_config=dict(spec.get("env_config") or {})
+        )
         .env_runners(
             num_env_runners=int(res.get("num_env_runners", 1)),
             num_envs_per_env_runner=int(res.get("num_envs_per_env_runner", 1)),
@@ -317,6 +322,7 @@ def run_pipeline(
     import ray
 
     from sqrl_rllib.algorithms.sqrl.sqrl import fit_checkpoint_safety_critic
+    from sqrl_rllib.envs.own_env import register_own_env
     from sqrl_rllib.envs.rllib import register_rllib_envs
     from sqrl_rllib.experiments import experiment_methods, experiment_seeds, method_stage_keys
     from sqrl_rllib.methods import METHODS, SQRL_CONFIG, pretraining_methods
@@ -325,6 +331,7 @@ def run_pipeline(
         # Connects to RAY_ADDRESS / the job's cluster when there is one, else starts a local Ray.
         ray.init(log_to_driver=verbose)
     register_rllib_envs()
+    register_own_env(experiment["env"], experiment.get("failure"))
     experiment = fit_to_cluster(experiment, ray.cluster_resources())
     run_dir = storage_path.rstrip("/") + "/" + name
 

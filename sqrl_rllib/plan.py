@@ -48,17 +48,17 @@ def trial_plan(experiment: dict[str, Any]) -> list[dict[str, Any]]:
 
 def measured_steps_per_s(experiment: dict[str, Any]) -> float:
     """Lean SAC's env steps/s on the pretraining env with the experiment's hidden sizes, one thread."""
-    import gymnasium as gym
     import torch
 
-    import sqrl_rllib.envs  # noqa: F401
     from sqrl_rllib.core.lean_sac import run_lean_sac
+    from sqrl_rllib.envs.own_env import OwnEnvCreator
 
     hidden = (experiment["pretrain"].get("sqrl") or {}).get("hidden", (256, 256))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        env = gym.make(experiment["env"], **(experiment["pretrain"].get("env_config") or {}))
+        creator = OwnEnvCreator(experiment["env"], experiment.get("failure"))
+        env = creator(experiment["pretrain"].get("env_config") or {})
         rate = run_lean_sac(env, PROBE_STEPS + 256, hidden=hidden)
         env.close()
     finally:

@@ -138,8 +138,9 @@ def describe_experiment(experiment: dict[str, Any], run_dir: str, log: str) -> s
     """The resolved experiment as a short block: env, seeds, both stages' budgets and keys, resources."""
     from sqrl_rllib.experiments import experiment_methods, experiment_seeds
 
+    failure = f" (failure {experiment['failure']})" if experiment.get("failure") is not None else ""
     lines = [
-        f"[sqrl] experiment {experiment['name']}: env {experiment['env']}, methods "
+        f"[sqrl] experiment {experiment['name']}: env {experiment['env']}{failure}, methods "
         f"{','.join(experiment_methods(experiment))}, seeds {experiment_seeds(experiment)}"
     ]
     for stage in ("pretrain", "finetune"):
