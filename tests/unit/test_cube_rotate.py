@@ -12,9 +12,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-pytest.importorskip("mujoco")
-pytest.importorskip("gymnasium_robotics")
-
+# No importorskip: mujoco and gymnasium-robotics are pinned dependencies, so a broken install must fail
+# this file (the env module imports both), not skip it.
 import sqrl_rllib.envs  # noqa: F401  (registers the ids)
 from sqrl_rllib.envs.cube_rotate import (
     TASK_GOALS,

@@ -21,10 +21,21 @@ def test_hopper_unhealthy_termination_is_a_failure():
 
 
 def test_predicate_can_fail_without_env_termination():
-    env = with_failure(gym.make("Pendulum-v1"), lambda obs, r, term, info: r < -5)
+    """Pendulum never terminates: a predicate failure alone makes the step terminal (and not truncated)."""
+    inner = gym.make("Pendulum-v1")
+    env = with_failure(inner, lambda obs, r, term, info: r < -5)
     env.reset(seed=0)
-    *_, terminated, truncated, info = env.step(np.zeros(1, np.float32))
-    assert info["failure"] == terminated
+    # Hanging straight down: reward -(pi^2) = -9.87 < -5, a failure although Pendulum says not terminated.
+    inner.unwrapped.state = np.array([np.pi, 0.0])
+    _, reward, terminated, truncated, info = env.step(np.zeros(1, np.float32))
+    assert reward < -5
+    assert info["failure"] is True and terminated is True and truncated is False
+    # Upright: reward 0, no failure, and the wrapper leaves terminated as the env set it (False).
+    env.reset(seed=0)
+    inner.unwrapped.state = np.array([0.0, 0.0])
+    _, reward, terminated, truncated, info = env.step(np.zeros(1, np.float32))
+    assert reward > -5
+    assert info["failure"] is False and terminated is False and truncated is False
 
 
 def test_non_callable_predicate_is_rejected():

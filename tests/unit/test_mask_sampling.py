@@ -79,6 +79,23 @@ def test_finetune_with_everything_safe_keeps_the_policy_spread():
     assert abs(actions.std() / policy_std - 1) < 0.02
 
 
+def test_finetune_ignores_how_safe_a_safe_sample_is():
+    """A graded Q_safe (rising with a, crossing eps at the bound): the pick among the safe samples is still
+    uniform, so the executed actions follow pi truncated to a <= 0.3, not a bias toward the safest ones."""
+    module = step_critic_module()
+    with torch.no_grad():  # logits 5 (a - bound) + logit(eps): Q_safe < eps exactly where a < bound
+        module.safety_critic.net[0].weight[0, 1] = 5.0
+        module.safety_critic.net[0].bias.fill_(-5.0 * BOUND + float(np.log(EPS / (1 - EPS))))
+    torch.manual_seed(5)
+    actions = executed(module, "finetune")
+    reference = policy_draws(4 * N)
+    reference = reference[reference <= BOUND][:N]
+    # Measured: KS statistic 0.011, p-value 0.15 (mean -0.196 vs the reference's -0.191); a rule that ranks
+    # the safe samples by Q_safe (the safest, or the riskiest as pretraining does) moves the whole sample.
+    result = ks_2samp(actions, reference)
+    assert result.pvalue > 1e-3, result
+
+
 @pytest.mark.parametrize("phase", ["pretrain", "finetune"])
 def test_mask_switched_on_never_executes_an_unsafe_action_when_a_safe_one_exists(phase):
     module = step_critic_module()
