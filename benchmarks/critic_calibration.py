@@ -14,6 +14,7 @@ Loads the RLModule of an SQRL checkpoint (pretraining or fine-tuned) and, on the
    (Q_safe >= eps_safe).
 
 Usage: python benchmarks/critic_calibration.py CHECKPOINT [--task finetune] [--episodes 4000] [--eps-safe 0.1]
+       [--resample-rounds 0]
 The last line is ``RESULT masked_failure_rate=.. unmasked_failure_rate=.. mask_ratio=.. risky_rejected=..``
 (risky: P1 >= 0.1; ``underestimated``: share of pairs with P1 > 0 whose Q_safe < P1).
 """
@@ -55,18 +56,33 @@ def load_module(checkpoint: str) -> RLModule:
     return RLModule.from_checkpoint(path)
 
 
-def choose_actions(module, obs: np.ndarray, k: int, eps_safe: float, masked: bool, generator) -> np.ndarray:
-    """One action per row of ``obs``: the masked choice among K samples, or a plain policy sample."""
+def choose_actions(
+    module, obs: np.ndarray, k: int, eps_safe: float, masked: bool, generator, resample_rounds: int = 0
+) -> np.ndarray:
+    """One action per row of ``obs``: the masked choice among K samples (``resample_rounds`` as the SQRL key
+    ``mask_resample_rounds``), or a plain policy sample."""
     obs_t = torch.as_tensor(obs, dtype=torch.float32)
     with torch.no_grad():
         dist_inputs = module.policy.distribution_inputs(obs_t)
         if not masked:
             return module.sample_candidates(dist_inputs, 1)[0][:, 0].numpy()
-        actions, _, _ = module.masked_actions(obs_t, dist_inputs, k, eps_safe, "finetune", generator=generator)
+        actions, _, _ = module.masked_actions(
+            obs_t, dist_inputs, k, eps_safe, "finetune", generator=generator, resample_rounds=resample_rounds
+        )
     return actions.numpy()
 
 
-def rollout(module, task: str, episodes: int, k: int, eps_safe: float, masked: bool, seed: int, n_envs: int = 200):
+def rollout(
+    module,
+    task: str,
+    episodes: int,
+    k: int,
+    eps_safe: float,
+    masked: bool,
+    seed: int,
+    n_envs: int = 200,
+    resample_rounds: int = 0,
+):
     """Run ``episodes`` episodes on ``n_envs`` envs; returns (failures, episodes, visited states)."""
     envs = [DrunkSpiderEnv(task=task) for _ in range(n_envs)]
     obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
@@ -75,7 +91,7 @@ def rollout(module, task: str, episodes: int, k: int, eps_safe: float, masked: b
     visited = []
     while done < episodes:
         visited.append(obs.copy())
-        actions = choose_actions(module, obs, k, eps_safe, masked, generator)
+        actions = choose_actions(module, obs, k, eps_safe, masked, generator, resample_rounds)
         for i, env in enumerate(envs):
             obs[i], _, terminated, truncated, info = env.step(actions[i])
             if terminated or truncated:
@@ -107,6 +123,12 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=4000, help="episodes per rollout (masked and unmasked)")
     parser.add_argument("--num-action-samples", type=int, default=100, help="K candidates per step")
     parser.add_argument("--eps-safe", type=float, default=0.1, help="mask threshold")
+    parser.add_argument(
+        "--resample-rounds",
+        type=int,
+        default=0,
+        help="the masked rollout's widened resampling rounds before the fallback (SQRL's mask_resample_rounds)",
+    )
     parser.add_argument("--states", type=int, default=300, help="visited states scored for the calibration table")
     parser.add_argument(
         "--near-hazard", type=float, default=0.5, help="only score visited states this close to lava or a map edge"
@@ -119,7 +141,9 @@ def main() -> None:
     module = load_module(args.checkpoint)
     k, eps = args.num_action_samples, args.eps_safe
 
-    f_mask, n_mask, visited = rollout(module, args.task, args.episodes, k, eps, True, args.seed)
+    f_mask, n_mask, visited = rollout(
+        module, args.task, args.episodes, k, eps, True, args.seed, resample_rounds=args.resample_rounds
+    )
     f_plain, n_plain, _ = rollout(module, args.task, args.episodes, k, eps, False, args.seed)
     rate_mask, rate_plain = f_mask / n_mask, f_plain / n_plain
     print(f"masked:   {f_mask}/{n_mask} episodes failed ({rate_mask:.4%})")
