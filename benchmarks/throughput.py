@@ -5,7 +5,11 @@ SAC with its default episode replay, (c) the project's plain PyTorch SAC loop (n
 the reference. Prints a last line
 ``RESULT sqrl_steps_per_s=.. rllib_sac_steps_per_s=.. lean_sac_steps_per_s=.. sqrl_vs_lean=.. sqrl_vs_rllib=..``.
 
-Usage: python benchmarks/throughput.py [--steps N] [--rllib-sac-steps N] [--k K]
+With ``--methods sac,esac,wcpg`` it also times those baselines (the pipeline's method registry: each
+method's config class and pretraining keys, same env, nets, batch and update ratio; one row each, and a
+``<method>_steps_per_s`` / ``<method>_vs_lean`` pair in the RESULT line).
+
+Usage: python benchmarks/throughput.py [--steps N] [--rllib-sac-steps N] [--k K] [--methods a,b]
 """
 
 from __future__ import annotations
@@ -54,6 +58,23 @@ def sqrl_config(k: int):
     )
 
 
+def method_config(name: str):
+    """Baseline ``name`` (``sqrl_rllib.methods.METHODS``) pretraining on DrunkSpider, set up like
+    :func:`sqrl_config`: its own config class and pretraining keys, one update per env step."""
+    from sqrl_rllib.methods import METHODS, load_object
+
+    method = METHODS[name]
+    return (
+        load_object(method.config_class)()
+        .environment("sqrl/DrunkSpider-v0", env_config={"task": "pretrain"})
+        .env_runners(num_env_runners=0, rollout_fragment_length=32)
+        .training(num_steps_sampled_before_learning_starts=WARMUP, train_batch_size_per_learner=BATCH)
+        .reporting(min_sample_timesteps_per_iteration=64)
+        .sqrl(**method.keys("pretrain"), method=name, updates_per_env_step=1.0)
+        .debugging(seed=0)
+    )
+
+
 def rllib_sac_config():
     """Stock RLlib SAC, default replay, 2 x 256 nets, one update per env step."""
     from ray.rllib.algorithms.sac import SACConfig
@@ -81,6 +102,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000, help="measured env steps for SQRL and lean SAC")
     parser.add_argument("--rllib-sac-steps", type=int, default=100, help="measured env steps for stock SAC (slow)")
     parser.add_argument("--k", type=int, default=100, help="SQRL's K (action samples per step)")
+    parser.add_argument(
+        "--methods", default="", help="comma-separated off-policy baselines to time as well (e.g. sac,esac,wcpg)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -93,9 +117,14 @@ def main() -> None:
     print(f"SQRL via RLlib (K={args.k}): {sqrl:.1f} env steps/s", flush=True)
     rllib_sac = rllib_rate(rllib_sac_config(), args.rllib_sac_steps)
     print(f"stock RLlib SAC: {rllib_sac:.1f} env steps/s", flush=True)
+    extra = ""
+    for name in filter(None, args.methods.split(",")):
+        rate = rllib_rate(method_config(name), args.steps)
+        print(f"{name} via RLlib: {rate:.1f} env steps/s", flush=True)
+        extra += f" {name}_steps_per_s={rate:.1f} {name}_vs_lean={rate / lean:.2f}"
     print(
         f"RESULT sqrl_steps_per_s={sqrl:.1f} rllib_sac_steps_per_s={rllib_sac:.1f} lean_sac_steps_per_s={lean:.1f} "
-        f"sqrl_vs_lean={sqrl / lean:.2f} sqrl_vs_rllib={sqrl / rllib_sac:.2f}"
+        f"sqrl_vs_lean={sqrl / lean:.2f} sqrl_vs_rllib={sqrl / rllib_sac:.2f}{extra}"
     )
 
 

@@ -59,6 +59,8 @@ QUICK_KEYS = {
     "num_action_samples": "K under --quick.",
     "hidden": "network sizes under --quick.",
     "critic_fit_steps": "pretrain.critic_fit.num_steps under --quick.",
+    "num_env_runners": "resources.num_env_runners under --quick (default 0: each trial samples in its own "
+    "process, so it needs one CPU and two trials run side by side on a 2-core machine).",
 }
 TOP_KEYS = {
     "name": "experiment name (run directory name).",
@@ -170,7 +172,9 @@ def apply_quick(experiment: dict[str, Any]) -> None:
     quick = experiment.get("quick") or {}
     experiment["pretrain"]["stop"] = {"num_env_steps_sampled_lifetime": quick.get("pretrain_steps", 1000)}
     # A quick run must start on whatever machine it is tried on (a later --set resources.fit wins).
-    experiment.setdefault("resources", {}).setdefault("fit", "auto")
+    resources = experiment.setdefault("resources", {})
+    resources.setdefault("fit", "auto")
+    resources["num_env_runners"] = quick.get("num_env_runners", 0)
     experiment["finetune"]["stop"] = {"num_env_steps_sampled_lifetime": quick.get("finetune_steps", 500)}
     # --quick runs quick.num_seeds seeds (0..N-1) whatever the file's seeds / num_seeds say.
     experiment.pop("seeds", None)

@@ -311,13 +311,15 @@ def run_pipeline(
     resume: bool = False,
     max_failures: int = 3,
     verbose: bool = False,
+    dashboard: bool = True,
 ) -> pd.DataFrame:
     """Run pretraining (one trial per pretraining method x seed) then fine-tuning (methods x grid x seeds);
     returns (and writes) the table.
 
     Each fine-tuning trial starts from the pretraining checkpoint of its method's pretraining and its own
     seed (the critic-fitted one when the experiment has ``pretrain.critic_fit`` and the method a safety
-    critic). The table is ``results_table``'s.
+    critic). The table is ``results_table``'s. ``dashboard`` False starts a local Ray without its dashboard
+    (a few seconds and a process less; ``--quick`` does so).
     """
     import ray
 
@@ -329,7 +331,7 @@ def run_pipeline(
 
     if not ray.is_initialized():
         # Connects to RAY_ADDRESS / the job's cluster when there is one, else starts a local Ray.
-        ray.init(log_to_driver=verbose)
+        ray.init(log_to_driver=verbose, include_dashboard=dashboard)
     register_rllib_envs()
     register_own_env(experiment["env"], experiment.get("failure"))
     experiment = fit_to_cluster(experiment, ray.cluster_resources())

@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             resume=args.resume,
             max_failures=args.max_failures,
             verbose=args.verbose,
+            dashboard=not args.quick,
         )
     except ResourceFitError as err:  # raised before Tune starts: nothing ran
         return _usage_error(str(err))

@@ -45,10 +45,11 @@ class WithFailure(gym.Wrapper):
         return obs, reward, bool(terminated), bool(truncated), info
 
 
-def with_failure(env: gym.Env, predicate: FailurePredicate) -> gym.Env:
+def with_failure(env: gym.Env, predicate: FailurePredicate, bad_output: str = "raise") -> gym.Env:
     """Wrap ``env`` so it follows the sqrl failure contract, with ``predicate`` deciding failure.
 
-    The result is also output-checked (``CheckedEnv``): a NaN observation or reward raises at that step.
+    The result is also output-checked (``CheckedEnv``): a NaN observation or reward raises at that step,
+    or with ``bad_output="drop_episode"`` ends its episode there (``sqrl_rllib.envs.checked``).
 
     Example, a MuJoCo Hopper whose "unhealthy" termination is a failure::
 
@@ -56,7 +57,7 @@ def with_failure(env: gym.Env, predicate: FailurePredicate) -> gym.Env:
     """
     from sqrl_rllib.envs.checked import CheckedEnv
 
-    return CheckedEnv(WithFailure(env, predicate))
+    return CheckedEnv(WithFailure(env, predicate), bad_output=bad_output)
 
 
 def terminated_is_failure(obs, reward, terminated, info) -> bool:

@@ -85,13 +85,14 @@ class OwnEnvCreator:
         self.env, self.failure = env, failure
 
     def __call__(self, env_config: dict[str, Any] | None = None) -> gym.Env:
-        from sqrl_rllib.envs.checked import CheckedEnv
+        from sqrl_rllib.envs.checked import CheckedEnv, pop_bad_output
         from sqrl_rllib.envs.failure import with_failure
 
-        base = make_base_env(self.env, dict(env_config or {}))
+        bad_output, kwargs = pop_bad_output(env_config)
+        base = make_base_env(self.env, kwargs)
         if self.failure is None:
-            return CheckedEnv(base, name=self.env)
-        return with_failure(base, failure_predicate(self.failure))
+            return CheckedEnv(base, name=self.env, bad_output=bad_output)
+        return with_failure(base, failure_predicate(self.failure), bad_output=bad_output)
 
     def __repr__(self) -> str:
         return f"OwnEnvCreator({self.env!r}, failure={self.failure!r})"
@@ -144,13 +145,18 @@ def check_own_env(env: str, failure: Any, env_config: dict[str, Any], stage: str
     without ``failure:`` carries ``info["failure"]`` on every one of them.
     """
     from sqrl_rllib.envs import ENV_IDS
+    from sqrl_rllib.envs.checked import pop_bad_output
 
     try:
         predicate = None if failure is None else failure_predicate(failure)
     except FailureSpecError as err:
         raise OwnEnvError(str(err)) from None
     try:
-        base = make_base_env(env, env_config)
+        _, kwargs = pop_bad_output(env_config)
+    except ValueError as err:
+        raise OwnEnvError(f"{stage}.{err}") from None
+    try:
+        base = make_base_env(env, kwargs)
     except OwnEnvError:
         raise
     except (TypeError, ValueError) as err:

@@ -12,14 +12,16 @@ import gymnasium as gym
 def make_env(env_id: str):
     """An RLlib env creator for ``env_id``: ``env_config`` items become ``gymnasium.make`` kwargs.
 
-    The env is output-checked (``CheckedEnv``): bad observations, rewards or failure flags raise at the step.
+    The env is output-checked (``CheckedEnv``): bad observations, rewards or failure flags raise at the step,
+    or, with the env_config key ``bad_output: drop_episode``, end their episode there.
     """
 
     def creator(env_config) -> gym.Env:
         import sqrl_rllib.envs  # noqa: F401  (registers the ids in this worker process)
-        from sqrl_rllib.envs.checked import CheckedEnv
+        from sqrl_rllib.envs.checked import CheckedEnv, pop_bad_output
 
-        return CheckedEnv(gym.make(env_id, **dict(env_config or {})))
+        bad_output, kwargs = pop_bad_output(env_config)
+        return CheckedEnv(gym.make(env_id, **kwargs), bad_output=bad_output)
 
     return creator
 

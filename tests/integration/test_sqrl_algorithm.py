@@ -267,3 +267,57 @@ def test_a_broken_env_stops_sampling_at_the_bad_step(ray_local):
     algo.stop()
     assert isinstance(err.value.__cause__, EnvOutputError)
     assert "NanAtStep, step 7: observation has non-finite values" in str(err.value.__cause__)
+
+
+def test_bad_output_drop_episode_keeps_training_and_counts_the_dropped_episodes(ray_local):
+    """Issue 19: with ``bad_output: drop_episode`` an env that sends a NaN observation in every 3rd episode
+    does not stop the run: those episodes end at the bad step, are counted apart, and nothing non-finite
+    reaches the replay or the weights."""
+    import gymnasium as gym
+    import numpy as np
+    from ray.tune.registry import register_env
+
+    from sqrl_rllib.envs import with_failure
+    from sqrl_rllib.envs.checked import pop_bad_output
+
+    class NanEveryThirdEpisode(gym.Env):
+        observation_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+
+        def __init__(self):
+            self.episode = -1
+
+        def reset(self, *, seed=None, options=None):
+            self.t, self.episode = 0, self.episode + 1
+            return np.zeros(2, np.float32), {}
+
+        def step(self, action):
+            self.t += 1
+            broken = self.episode % 3 == 2 and self.t == 5
+            obs = np.full(2, np.nan if broken else 0.1 * np.clip(action, -1, 1).sum(), np.float32)
+            return obs, float(action[0]), False, self.t >= 10, {}
+
+    def creator(cfg):
+        mode, _ = pop_bad_output(cfg)
+        return with_failure(NanEveryThirdEpisode(), lambda obs, r, term, info: False, bad_output=mode)
+
+    register_env("nan_every_third_episode", creator)
+    config = small_config("pretrain", "pretrain").environment(
+        "nan_every_third_episode", env_config={"bad_output": "drop_episode"}
+    )
+    algo = config.env_runners(num_env_runners=0, num_envs_per_env_runner=1).build_algo()
+    try:
+        for _ in range(4):
+            result = algo.train()
+        sqrl = result["sqrl"]
+        # 512+ steps of 10-step episodes: ~50 episodes, a third of them dropped at their 5th step.
+        assert sqrl["dropped_episodes"] >= 10, sqrl
+        assert sqrl["cumulative_episodes"] >= 2 * sqrl["dropped_episodes"] - 2, sqrl
+        assert sqrl["num_sgd_steps"] > 0
+        stored = algo.offline_buffer.all()
+        assert all(np.isfinite(v).all() for v in stored.values())
+        # The stand-in transitions (obs repeated, reward 0) are not stored: a dropped episode keeps 4 steps.
+        assert len(algo.offline_buffer) == algo._counters["env_steps"]
+        assert all(torch.isfinite(p).all() for p in module_state(algo).values())
+    finally:
+        algo.stop()

@@ -36,8 +36,15 @@ def test_every_shipped_experiment_fits_two_cores_under_quick(name, capsys):
     assert ("resources.fit=auto" in printed) == (wanted > 2)  # one line, only when something shrank
 
 
+def test_quick_samples_in_the_trial_process_so_two_trials_share_two_cores():
+    experiment = prepare_experiment("cube", [], quick=True, num_seeds=None)
+    assert experiment["resources"]["num_env_runners"] == 0
+    assert trial_request(experiment, experiment["resources"])["CPU"] == 1
+
+
 def test_quick_fit_can_be_made_strict_again():
-    experiment = prepare_experiment("cube", ["resources.fit=strict"], quick=True, num_seeds=None)
+    overrides = ["resources.fit=strict", "quick.num_env_runners=4"]
+    experiment = prepare_experiment("cube", overrides, quick=True, num_seeds=None)
     with pytest.raises(ResourceFitError):
         fit_to_cluster(experiment, TWO_CORES)
 

@@ -42,7 +42,7 @@ from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, LEARNER_RESULTS
 
 from sqrl_rllib.algorithms.cpo.keys import check_cpo_keys, cpo_defaults
-from sqrl_rllib.algorithms.sqrl.episodes import episode_columns
+from sqrl_rllib.algorithms.sqrl.episodes import dropped_episode, episode_columns
 from sqrl_rllib.algorithms.sqrl.no_safety_critic import NoSafetyCritic, NoSafetyCriticConfig
 from sqrl_rllib.algorithms.sqrl.sqrl import SQRL, SQRLConfig
 from sqrl_rllib.core.cpo import cost_limit_from_eps
@@ -234,6 +234,11 @@ class CPO(NoSafetyCritic, SQRL):
         for episode in episodes:
             cols = episode_columns(episode)
             n = len(cols["rewards"])
+            dropped = dropped_episode(episode)
+            if dropped:  # bad env output ended it (bad_output: drop_episode): no episode cost from it
+                self._counters["dropped_episodes"] += 1
+                open_costs.pop(episode.id_, None)
+                self._open_costs.pop(episode.id_, None)
             if n == 0:
                 continue
             truncated = np.zeros(n, np.float32)
@@ -247,7 +252,7 @@ class CPO(NoSafetyCritic, SQRL):
             earlier = open_costs.pop(episode.id_, None)
             cost = self._open_costs.get(episode.id_, 0.0) if earlier is None else earlier
             cost += float((powers * cols["failure"]).sum())
-            if episode.is_done:
+            if episode.is_done and not dropped:
                 ended_costs.append(cost)
                 ended_lengths.append(episode.t_started + n)
                 failures += int(cols["failure"][-1] > 0.5)
