@@ -46,7 +46,22 @@ STAGE_KEYS = {
     "grid": "finetune only: lists of eps_safe / gamma_safe values, crossed into a Tune grid.",
     "critic_fit": "pretrain only: fit Q_safe on all pretraining data before fine-tuning "
     "({num_steps, failure_fraction}; SQRL.fit_safety_critic).",
+    "offline_data": "pretrain only: after pretraining (and critic_fit), fit Q_safe further on a Parquet transition "
+    "dataset, streamed (docs/offline_data.md): a path (a file or a folder of files; '{seed}' in it is replaced by "
+    "each seed) or a mapping of OFFLINE_DATA_KEYS; SQRL.fit_safety_critic_offline.",
 }
+# pretrain.offline_data: the mapping's keys, and the defaults of those not given (the path alone is shorthand).
+OFFLINE_DATA_KEYS = {
+    "path": "the Parquet file or folder (sqrl_rllib.offline_data schema, e.g. written by --record-transitions); "
+    "'{seed}' is replaced by the seed whose checkpoint is fitted. A relative path is relative to the working "
+    "directory.",
+    "num_steps": "safety-critic SGD steps on the dataset (integer >= 1; default 4000).",
+    "failure_fraction": "share of each minibatch drawn from the failing transitions, in [0, 1) (default 0.2).",
+    "include_sac": "also train the policy, the SAC critics and alpha on the dataset (default false: Q_safe only).",
+    "window_rows": "rows of the shuffle window the dataset streams through (integer >= 1; default 200000): "
+    "bounds the memory used, whatever the dataset's size.",
+}
+OFFLINE_DATA_DEFAULTS = {"num_steps": 4000, "failure_fraction": 0.2, "include_sac": False, "window_rows": 200_000}
 CRITIC_FIT_KEYS = {
     "num_steps": "safety-critic SGD steps on D_offline after pretraining (integer >= 1).",
     "failure_fraction": "share of each of those minibatches drawn from the failing transitions, in [0, 1).",
@@ -58,7 +73,7 @@ QUICK_KEYS = {
     "num_steps_sampled_before_learning_starts": "learning starts under --quick.",
     "num_action_samples": "K under --quick.",
     "hidden": "network sizes under --quick.",
-    "critic_fit_steps": "pretrain.critic_fit.num_steps under --quick.",
+    "critic_fit_steps": "pretrain.critic_fit.num_steps (and pretrain.offline_data.num_steps) under --quick.",
     "num_env_runners": "resources.num_env_runners under --quick (default 0: each trial samples in its own "
     "process, so it needs one CPU and two trials run side by side on a 2-core machine).",
 }
@@ -163,7 +178,13 @@ def _allowed_keys(path: list[str], experiment: dict[str, Any]):
             "quick": QUICK_KEYS,
         }.get(section)
     if len(path) == 3 and section in ("pretrain", "finetune"):
-        return {"sqrl": SQRL_KEYS, "grid": GRID_KEYS, "stop": STOP_KEYS, "critic_fit": CRITIC_FIT_KEYS}.get(path[1])
+        return {
+            "sqrl": SQRL_KEYS,
+            "grid": GRID_KEYS,
+            "stop": STOP_KEYS,
+            "critic_fit": CRITIC_FIT_KEYS,
+            "offline_data": OFFLINE_DATA_KEYS,
+        }.get(path[1])
     return None
 
 
@@ -184,6 +205,10 @@ def apply_quick(experiment: dict[str, Any]) -> None:
         training["num_steps_sampled_before_learning_starts"] = quick["num_steps_sampled_before_learning_starts"]
     if experiment["pretrain"].get("critic_fit") and "critic_fit_steps" in quick:
         experiment["pretrain"]["critic_fit"]["num_steps"] = quick["critic_fit_steps"]
+    if experiment["pretrain"].get("offline_data") and "critic_fit_steps" in quick:
+        offline = experiment["pretrain"]["offline_data"]
+        offline = {"path": offline} if isinstance(offline, str) else offline
+        experiment["pretrain"]["offline_data"] = {**offline, "num_steps": quick["critic_fit_steps"]}
     for stage in ("pretrain", "finetune"):
         sqrl = experiment[stage].setdefault("sqrl", {})
         for key in ("num_action_samples", "hidden"):
@@ -242,6 +267,8 @@ def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> N
         _check_mapping(grid, GRID_KEYS, f"{stage}.grid")
         if "critic_fit" in spec:
             _check_critic_fit(spec, stage)
+        if "offline_data" in spec:
+            _check_offline_data(experiment, stage, check_env)
         for name in methods:
             for values in [{}] + _grid_points(grid):
                 keys = {
@@ -357,6 +384,96 @@ def _check_critic_fit(spec: dict[str, Any], stage: str) -> None:
     if (spec.get("sqrl") or {}).get("checkpoint_replay") is False:
         raise ExperimentError(
             "pretrain.critic_fit needs the pretraining data in the checkpoint: "
+            "drop pretrain.sqrl.checkpoint_replay=false."
+        )
+
+
+def offline_data_spec(experiment: dict[str, Any], seed: int | None = None) -> dict[str, Any] | None:
+    """``pretrain.offline_data`` as a full mapping (``OFFLINE_DATA_KEYS``, defaults filled in), or None.
+
+    With ``seed``, ``{seed}`` in the path is replaced by it.
+    """
+    offline = experiment["pretrain"].get("offline_data")
+    if offline is None:
+        return None
+    spec = {**OFFLINE_DATA_DEFAULTS, **({"path": offline} if isinstance(offline, str) else offline)}
+    if seed is not None:
+        spec["path"] = str(spec["path"]).replace("{seed}", str(int(seed)))
+    return spec
+
+
+def _check_offline_data(experiment: dict[str, Any], stage: str, check_env: bool) -> None:
+    """``pretrain.offline_data``: its keys and values, and each seed's dataset (exists, schema, sizes)."""
+    from sqrl_rllib.offline_data import OfflineDataError, inspect_transitions
+
+    if stage != "pretrain":
+        raise ExperimentError(f"{stage}.offline_data is not supported: Q_safe is fitted after pretraining.")
+    offline = experiment["pretrain"]["offline_data"]
+    if not isinstance(offline, str | dict) or not offline:
+        raise ExperimentError(
+            f"pretrain.offline_data={offline!r} is invalid: give a path or a mapping of {', '.join(OFFLINE_DATA_KEYS)}."
+        )
+    key = "pretrain.offline_data" if isinstance(offline, str) else "pretrain.offline_data.path"
+    if isinstance(offline, dict):
+        _check_mapping(offline, OFFLINE_DATA_KEYS, "pretrain.offline_data")
+    spec = offline_data_spec(experiment)
+    if not isinstance(spec.get("path"), str) or not spec["path"]:
+        raise ExperimentError(f"{key}={spec.get('path')!r} is invalid: give the path of a Parquet file or folder.")
+    for name in ("num_steps", "window_rows"):
+        value = spec[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ExperimentError(f"pretrain.offline_data.{name}={value!r} is invalid: must be an integer >= 1.")
+    fraction = spec["failure_fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 <= fraction < 1:
+        raise ExperimentError(f"pretrain.offline_data.failure_fraction={fraction!r} is invalid: must lie in [0, 1).")
+    if not isinstance(spec["include_sac"], bool):
+        raise ExperimentError(f"pretrain.offline_data.include_sac={spec['include_sac']!r} is invalid: true or false.")
+    for seed in experiment_seeds(experiment) if "{seed}" in spec["path"] else [None]:
+        path = offline_data_spec(experiment, seed)["path"]
+        try:
+            data = inspect_transitions(path)
+        except OfflineDataError as err:
+            raise ExperimentError(f"{key}={spec['path']!r} is invalid: {err}.") from None
+        dims = data.obs_dim, data.act_dim
+        if check_env:
+            expected = _env_sizes(experiment)
+            if dims != expected:
+                raise ExperimentError(
+                    f"{key}={spec['path']!r} is invalid: {path!r} holds observations of size {dims[0]} and actions "
+                    f"of size {dims[1]}, the env {experiment['env']!r} has {expected[0]} and {expected[1]}."
+                )
+
+
+def _env_sizes(experiment: dict[str, Any]) -> tuple[int, int]:
+    """Flat observation and action sizes of the pretraining env (as SQRL's replay stores them)."""
+    import numpy as np
+
+    from sqrl_rllib.envs.own_env import make_base_env
+
+    env = make_base_env(experiment["env"], experiment["pretrain"].get("env_config") or {})
+    try:
+        return int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
+    finally:
+        env.close()
+
+
+def check_record_transitions(experiment: dict[str, Any]) -> None:
+    """``--record-transitions`` can run: SQRL pretrains, and its checkpoints keep D_offline.
+
+    Raises ExperimentError naming the flag and the key in the way.
+    """
+    from sqrl_rllib.methods import pretraining_methods
+
+    methods = pretraining_methods(experiment_methods(experiment))
+    if "sqrl" not in methods:
+        raise ExperimentError(
+            f"--record-transitions records SQRL's pretraining, but the methods {experiment_methods(experiment)} "
+            "pretrain no sqrl: add sqrl to methods."
+        )
+    keys = {**(experiment["pretrain"].get("sqrl") or {}), **method_stage_keys(experiment, "sqrl", "pretrain")}
+    if keys.get("checkpoint_replay") is False:
+        raise ExperimentError(
+            "--record-transitions writes the pretraining replay saved in the checkpoint: "
             "drop pretrain.sqrl.checkpoint_replay=false."
         )
 

@@ -266,6 +266,81 @@ def critic_fit_dir(run_dir: str, seed: int, method: str = "sqrl") -> str:
     return os.path.join(run_dir, "pretrain_critic_fit", f"{prefix}seed_{int(seed)}")
 
 
+def _pretrain_algo_config(experiment: dict[str, Any], method: str, seed: int):
+    """The pretraining config of ``method`` and ``seed`` that its checkpoints are restored into."""
+    from sqrl_rllib.experiments import method_stage_keys
+    from sqrl_rllib.methods import METHODS
+
+    keys = method_stage_keys(experiment, method, "pretrain")
+    config = build_config(experiment, "pretrain", METHODS[method].config_class).sqrl(**keys, method=method)
+    return config.debugging(seed=seed)
+
+
+def transitions_path(run_dir: str, seed: int) -> str:
+    """Where ``--record-transitions`` writes SQRL seed ``seed``'s pretraining replay:
+    ``RUN/transitions/seed_S.parquet`` (``sqrl_rllib.offline_data`` schema)."""
+    return os.path.join(run_dir, "transitions", f"seed_{int(seed)}.parquet")
+
+
+def record_pretraining_transitions(
+    experiment: dict[str, Any], checkpoints: dict[tuple[str, int], str], run_dir: str
+) -> dict[int, str]:
+    """Write the D_offline of each SQRL pretraining checkpoint to ``transitions_path``; returns seed -> path.
+
+    A file already there (an earlier run of this ``--resume``) is kept.
+    """
+    from sqrl_rllib.algorithms.sqrl.offline import record_checkpoint_transitions
+
+    paths = {}
+    for (method, seed), checkpoint in sorted(checkpoints.items()):
+        if method == "sqrl":
+            paths[seed] = transitions_path(run_dir, seed)
+            record_checkpoint_transitions(_pretrain_algo_config(experiment, method, seed), checkpoint, paths[seed])
+    return paths
+
+
+def offline_fit_dir(run_dir: str, seed: int, method: str = "sqrl") -> str:
+    """Where the offline-data fit of a pretraining checkpoint is saved: ``RUN/pretrain_offline_fit/seed_S``
+    (``METHOD_seed_S`` for a method other than SQRL)."""
+    prefix = "" if method == "sqrl" else f"{method}_"
+    return os.path.join(run_dir, "pretrain_offline_fit", f"{prefix}seed_{int(seed)}")
+
+
+def offline_data_fits(
+    experiment: dict[str, Any], checkpoints: dict[tuple[str, int], str], run_dir: str
+) -> dict[tuple[str, int], str]:
+    """``checkpoints`` with those of the methods with a safety critic fitted further on ``pretrain.offline_data``.
+
+    Each (method, seed) checkpoint (the critic-fitted one when ``pretrain.critic_fit`` ran) is restored, its
+    Q_safe trained on the seed's dataset (``SQRL.fit_safety_critic_offline``, streamed) and saved in
+    ``offline_fit_dir``, which fine-tuning then starts from; one after the other in the driver, each reused
+    on ``--resume``. Without ``pretrain.offline_data``, ``checkpoints`` unchanged.
+    """
+    from sqrl_rllib.algorithms.sqrl.offline import fit_checkpoint_safety_critic_offline
+    from sqrl_rllib.experiments import offline_data_spec
+    from sqrl_rllib.methods import METHODS
+
+    if offline_data_spec(experiment) is None:
+        return checkpoints
+    fitted = dict(checkpoints)
+    for (method, seed), checkpoint in sorted(checkpoints.items()):
+        if not METHODS[method].critic_fit:
+            continue
+        spec = offline_data_spec(experiment, seed)
+        print(f"[sqrl] {method} seed {seed}: fitting Q_safe on the offline data {spec['path']}", flush=True)
+        fitted[(method, seed)] = fit_checkpoint_safety_critic_offline(
+            _pretrain_algo_config(experiment, method, seed),
+            checkpoint,
+            offline_fit_dir(run_dir, seed, method),
+            spec["path"],
+            int(spec["num_steps"]),
+            float(spec["failure_fraction"]),
+            include_sac=bool(spec["include_sac"]),
+            window_rows=int(spec["window_rows"]),
+        )
+    return fitted
+
+
 def trial_dirname(trial) -> str:
     """Trial directory name: Tune's default (trainable, id, index, grid values) without the checkpoint path.
 
@@ -312,6 +387,7 @@ def run_pipeline(
     max_failures: int = 3,
     verbose: bool = False,
     dashboard: bool = True,
+    record_transitions: bool = False,
 ) -> pd.DataFrame:
     """Run pretraining (one trial per pretraining method x seed) then fine-tuning (methods x grid x seeds);
     returns (and writes) the table.
@@ -319,14 +395,16 @@ def run_pipeline(
     Each fine-tuning trial starts from the pretraining checkpoint of its method's pretraining and its own
     seed (the critic-fitted one when the experiment has ``pretrain.critic_fit`` and the method a safety
     critic). The table is ``results_table``'s. ``dashboard`` False starts a local Ray without its dashboard
-    (a few seconds and a process less; ``--quick`` does so).
+    (a few seconds and a process less; ``--quick`` does so). With ``pretrain.offline_data`` those
+    checkpoints are then fitted further on the dataset (``offline_data_fits``); ``record_transitions`` writes
+    each SQRL seed's pretraining replay to ``RUN/transitions/seed_S.parquet`` (``record_pretraining_transitions``).
     """
     import ray
 
     from sqrl_rllib.algorithms.sqrl.sqrl import fit_checkpoint_safety_critic
     from sqrl_rllib.envs.own_env import register_own_env
     from sqrl_rllib.envs.rllib import register_rllib_envs
-    from sqrl_rllib.experiments import experiment_methods, experiment_seeds, method_stage_keys
+    from sqrl_rllib.experiments import experiment_methods, experiment_seeds
     from sqrl_rllib.methods import METHODS, SQRL_CONFIG, pretraining_methods
 
     if not ray.is_initialized():
@@ -358,15 +436,16 @@ def run_pipeline(
             continue
         for seed in seeds:  # one after the other in the driver; each is reused on --resume
             print(f"[sqrl] {method} seed {seed}: fitting Q_safe on its pretraining data", flush=True)
-            keys = method_stage_keys(experiment, method, "pretrain")
-            config = build_config(experiment, "pretrain", METHODS[method].config_class).sqrl(**keys, method=method)
             checkpoints[(method, seed)] = fit_checkpoint_safety_critic(
-                config.debugging(seed=seed),
+                _pretrain_algo_config(experiment, method, seed),
                 checkpoints[(method, seed)],
                 critic_fit_dir(run_dir, seed, method),
                 int(fit["num_steps"]),
                 float(fit.get("failure_fraction", 0.0)),
             )
+    if record_transitions:
+        record_pretraining_transitions(experiment, checkpoints, run_dir)
+    checkpoints = offline_data_fits(experiment, checkpoints, run_dir)
     for (method, seed), path in sorted(checkpoints.items()):
         print(f"[sqrl] pretraining done; {method} seed {seed} fine-tunes from {path}", flush=True)
 

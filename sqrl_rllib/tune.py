@@ -16,7 +16,13 @@ import pathlib
 import sys
 from typing import Any
 
-from sqrl_rllib.experiments import ExperimentError, available_experiments, parse_seeds, prepare_experiment
+from sqrl_rllib.experiments import (
+    ExperimentError,
+    available_experiments,
+    check_record_transitions,
+    parse_seeds,
+    prepare_experiment,
+)
 from sqrl_rllib.methods import DEFAULT_METHODS, METHODS, MethodError, parse_methods
 
 DEFAULT_STORAGE = "~/sqrl_results"
@@ -84,6 +90,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also show Tune's status tables, Ray's start-up messages, RLlib's notices and the trials' output "
         "(by default they go to RUN_DIR/sqrl_run.log only)",
     )
+    parser.add_argument(
+        "--record-transitions",
+        action="store_true",
+        help="at the end of pretraining, write each SQRL seed's pretraining replay (D_offline) to "
+        "RUN_DIR/transitions/seed_S.parquet, the schema pretrain.offline_data reads (docs/offline_data.md)",
+    )
     return parser.parse_args(argv)
 
 
@@ -96,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         experiment = prepare_experiment(
             args.experiment, args.overrides, args.quick, args.num_seeds, seeds=seeds, methods=methods
         )
+        if args.record_transitions:
+            check_record_transitions(experiment)
     except (ExperimentError, MethodError) as err:
         return _usage_error(str(err))
     if args.dry_run:
@@ -123,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             max_failures=args.max_failures,
             verbose=args.verbose,
             dashboard=not args.quick,
+            record_transitions=args.record_transitions,
         )
     except ResourceFitError as err:  # raised before Tune starts: nothing ran
         return _usage_error(str(err))
@@ -149,6 +164,7 @@ def describe_experiment(experiment: dict[str, Any], run_dir: str, log: str) -> s
         keys = {**(spec.get("env_config") or {}), **(spec.get("sqrl") or {})}
         extra = f" grid {spec['grid']}" if spec.get("grid") else ""
         extra += f" critic_fit {spec['critic_fit']}" if spec.get("critic_fit") else ""
+        extra += f" offline_data {spec['offline_data']}" if spec.get("offline_data") else ""
         lines.append(f"  {stage}: stop {spec['stop']} {keys}{extra}")
     lines.append(f"  resources {experiment.get('resources') or {}}; training {experiment.get('training') or {}}")
     lines.append(f"  run directory {run_dir}; full log {log}")

@@ -513,7 +513,9 @@ def cpo_policy_update(
     params = list(params)
     obs, actions = obs.detach(), actions.detach()
     with torch.no_grad():
-        mean_old, log_std_old = policy(obs)
+        # Copies: a policy may return views of its parameters (GaussianPolicy's expanded log_std), which the
+        # line search overwrites in place; the old policy's KL terms must not move with it.
+        mean_old, log_std_old = (t.clone() for t in policy(obs))
         logp_old = gaussian_log_prob(mean_old, log_std_old, actions)
     adv = reward_advantages.detach()
     adv = (adv - adv.mean()) / (adv.std(unbiased=False) + 1e-8)

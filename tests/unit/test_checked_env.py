@@ -150,7 +150,8 @@ def test_a_good_episode_resets_the_count_of_drops_in_a_row():
 def test_drop_episode_retries_a_bad_reset_then_raises():
     from sqrl_rllib.envs.checked import CheckedEnv
 
-    env = CheckedEnv(BreaksEvery(bad_reset=True), name="BreaksEvery", bad_output="drop_episode", max_consecutive_drops=3)
+    inner = BreaksEvery(bad_reset=True)
+    env = CheckedEnv(inner, name="BreaksEvery", bad_output="drop_episode", max_consecutive_drops=3)
     with pytest.raises(EnvOutputError, match="3 bad resets in a row"):
         env.reset()
 

@@ -32,7 +32,8 @@ def _batch(seed=0, n=2000):
 
 def _update(policy, obs, actions, reward_adv, cost_adv, c):
     with torch.no_grad():
-        mean_before, log_std_before = policy(obs)
+        # Copies: GaussianPolicy's log_std comes out as a view of the parameter the update overwrites.
+        mean_before, log_std_before = (t.clone() for t in policy(obs))
     stats = cpo_policy_update(
         policy, list(policy.parameters()), obs, actions, reward_adv, cost_adv, c=c, cost_scale=30.0, max_kl=MAX_KL
     )

@@ -33,4 +33,4 @@ def test_dry_run_exits_zero_without_starting_ray(capsys):
     out = capsys.readouterr().out
     assert not ray.is_initialized()
     assert "[sqrl] experiment drunk_spider" in out and "lean SAC measured" in out
-    assert "pretrain: 2 trial(s) = methods sqrl, sac x seeds [0]; 5000 env steps each" in out
+    assert "pretrain: 2 trial(s) = methods sqrl, sac x seeds [0]; 2000 env steps each" in out

@@ -44,7 +44,7 @@ from ray.rllib.utils.metrics import (
     NUM_ENV_STEPS_SAMPLED_LIFETIME,
 )
 
-from sqrl_rllib.algorithms.sqrl.episodes import episode_columns
+from sqrl_rllib.algorithms.sqrl.episodes import dropped_episode, episode_columns
 from sqrl_rllib.algorithms.sqrl.inherited_keys import check_inherited_sac_keys
 from sqrl_rllib.algorithms.sqrl.keys import check_sqrl_keys, sqrl_defaults
 from sqrl_rllib.algorithms.sqrl.torch.sqrl_torch_rl_module import (
@@ -242,6 +242,7 @@ class SQRL(SAC):
             "sgd_steps": 0,
             "safety_steps": 0,
             "since_safety": 0,
+            "dropped_episodes": 0,
         }
         # Fine-tuning is masked from its first step; pretraining once the warm-up is over.
         self._mask_on = self.config.phase == "finetune"
@@ -409,13 +410,7 @@ class SQRL(SAC):
         for start in range(0, num_steps, chunk):
             steps = min(chunk, num_steps - start)
             rows = failure_enriched_sample(self.offline_buffer, steps * batch_size, failure_fraction, self._rng)
-            results = self._learn(None, rows)
-            learner = results[0] if isinstance(results, list) else results
-            stats = {
-                key: float(np.asarray(value.peek() if hasattr(value, "peek") else value))
-                for key, value in learner.get(DEFAULT_MODULE_ID, {}).items()
-                if key.startswith(("safety_loss", "q_safe_"))
-            }
+            stats = _loss_stats(self._learn(None, rows), safety_only=True)
             self._counters["safety_steps"] += steps
         self.env_runner_group.sync_weights(
             from_worker_or_learner_group=self.learner_group, policies=[DEFAULT_MODULE_ID], inference_only=True
@@ -431,15 +426,18 @@ class SQRL(SAC):
         for episode in episodes:
             cols = episode_columns(episode)
             n = len(cols["rewards"])
+            if dropped_episode(episode):
+                # Bad env output ended it (bad_output: drop_episode): counted apart, not as an episode.
+                self._counters["dropped_episodes"] += 1
+            elif episode.is_done:
+                done += 1
+                failures += int(n > 0 and cols["failure"][-1] > 0.5)
             if n == 0:
                 continue
             self.offline_buffer.add(cols)
             self.safety_buffer.add_chunk(episode.id_, cols)
             steps += n
             self._counters["env_steps"] += n
-            if episode.is_done:
-                done += 1
-                failures += int(cols["failure"][-1] > 0.5)
         return steps, failures, done
 
     def _log_safety_metrics(self, failures: int, done: int) -> None:
@@ -450,6 +448,7 @@ class SQRL(SAC):
             "cumulative_failures": c["failures"],
             "cumulative_episodes": c["episodes"],
             "cumulative_failure_rate": c["failures"] / max(c["episodes"], 1),
+            "dropped_episodes": c["dropped_episodes"],
             "num_sgd_steps": c["sgd_steps"],
             "num_safety_critic_steps": c["safety_steps"],
             # 0 without replay (CPO), so every method reports the same keys.
@@ -485,6 +484,63 @@ class SQRL(SAC):
                 self.offline_buffer.set_state(sqrl_state["offline_buffer"])
                 self.safety_buffer.set_state(sqrl_state["safety_buffer"])
 
+    # -- offline safety data (sqrl_rllib.offline_data, docs/offline_data.md) ---------------------------
+    def fit_safety_critic_offline(
+        self,
+        path: str | pathlib.Path,
+        num_steps: int,
+        failure_fraction: float = 0.0,
+        *,
+        include_sac: bool = False,
+        window_rows: int = 200_000,
+        failure_pool_rows: int = 50_000,
+        read_rows: int = 4096,
+        passes: int = 1,
+    ) -> dict[str, float]:
+        """Train Q_safe for ``num_steps`` SGD steps on a Parquet transition dataset, streamed; returns the last
+        loss stats.
+
+        ``fit_safety_critic`` on a dataset (``sqrl_rllib.offline_data`` schema, e.g. written by
+        ``write_transitions(algo.offline_buffer, path)`` or ``--record-transitions``) instead of D_offline:
+        the same Learner update and loss, a share ``failure_fraction`` of each minibatch drawn from the
+        failing rows. The dataset is never loaded whole: rows stream through a shuffle window of
+        ``window_rows`` (a uniform reservoir of the rows read so far) and a pool of ``failure_pool_rows``
+        failing rows (``offline_data.sample_stream``).
+        ``include_sac`` also trains the policy, the SAC critics and alpha on the same stream (uniform rows,
+        as Algorithm 1's SAC steps draw from D_offline); otherwise only Q_safe and its target change.
+        D_offline and D_safe are not touched. Raises ``offline_data.OfflineDataError`` (a ValueError) for a
+        dataset that does not fit this algorithm's spaces.
+        """
+        from sqrl_rllib.offline_data import OfflineDataError, inspect_transitions, sample_stream
+
+        info = inspect_transitions(path)
+        if (info.obs_dim, info.act_dim) != (self.offline_buffer.obs_dim, self.offline_buffer.act_dim):
+            raise OfflineDataError(
+                f"offline data {info.path!r}: columns 'obs' / 'actions' have sizes {info.obs_dim} / {info.act_dim}, "
+                f"the algorithm's spaces {self.offline_buffer.obs_dim} / {self.offline_buffer.act_dim}"
+            )
+        stream = sample_stream(
+            path,
+            num_steps,
+            self.config.train_batch_size_per_learner,
+            failure_fraction,
+            self._rng,
+            window_rows=window_rows,
+            failure_pool_rows=failure_pool_rows,
+            read_rows=read_rows,
+            passes=passes,
+            sac_rows=include_sac,
+        )
+        stats: dict[str, float] = {}
+        for chunk in stream:
+            stats = _loss_stats(self._learn(chunk.sac_rows, chunk.safety_rows), safety_only=not include_sac)
+            self._counters["safety_steps"] += chunk.steps
+            self._counters["sgd_steps"] += chunk.steps if include_sac else 0
+        self.env_runner_group.sync_weights(
+            from_worker_or_learner_group=self.learner_group, policies=[DEFAULT_MODULE_ID], inference_only=True
+        )
+        return stats
+
 
 def fit_checkpoint_safety_critic(
     config: SQRLConfig, checkpoint: str, directory: str | pathlib.Path, num_steps: int, failure_fraction: float
@@ -519,6 +575,16 @@ def fit_checkpoint_safety_critic(
         algo.stop()
     marker.write_text(json.dumps({"num_steps": num_steps, "failure_fraction": failure_fraction, **stats}))
     return str(directory)
+
+
+def _loss_stats(results, safety_only: bool) -> dict[str, float]:
+    """The module's loss statistics of a ``_learn`` call as floats (only Q_safe's with ``safety_only``)."""
+    learner = results[0] if isinstance(results, list) else results
+    return {
+        key: float(np.asarray(value.peek() if hasattr(value, "peek") else value))
+        for key, value in learner.get(DEFAULT_MODULE_ID, {}).items()
+        if not safety_only or key.startswith(("safety_loss", "q_safe_"))
+    }
 
 
 def _activate_mask(learner, **kwargs) -> None:
