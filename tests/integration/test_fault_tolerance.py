@@ -24,8 +24,9 @@ def wait_for(predicate, timeout: float, poll: float = 0.5):
 
 
 def test_killed_env_runner_is_replaced_and_run_completes(tmp_path):
+    # --quick samples in the trial's own process; one remote EnvRunner gives the test something to kill.
     proc = subprocess.Popen(
-        [sys.executable, *QUICK, "--storage-path", str(tmp_path)],
+        [sys.executable, *QUICK, "--set", "quick.num_env_runners=1", "--storage-path", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
