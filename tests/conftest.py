@@ -13,7 +13,8 @@ if _WORKER:
     os.makedirs(os.environ["RAY_TMPDIR"], exist_ok=True)
 
 # The longest test files first (measured, seconds on 2 cores beside another worker): with pytest-xdist's
-# --dist loadfile the two workers start on them at once instead of one finishing alone at the end.
+# --dist loadfile --no-loadscope-reorder (which keeps this order instead of sorting files by their number of
+# tests) the two workers start on them at once instead of one finishing them alone at the end.
 LONGEST_FIRST = (
     "test_learning.py",  # 440
     "test_fault_tolerance.py",  # 410
