@@ -114,6 +114,7 @@ def test_invalid_cpo_config_names_the_key():
     CPOConfig().validate()  # the defaults are valid
 
 
+@pytest.mark.learning
 def test_cpo_learns_pendulum(ray_local):  # noqa: F811
     """Seeded Pendulum-v1 (no failures, so every step is the TRPO case): 48k env steps.
 

@@ -16,11 +16,14 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import ray
 import torch
 
 from sqrl_rllib.algorithms.sqrl import SQRLConfig
 from sqrl_rllib.envs.drunk_spider import DrunkSpiderEnv
+
+pytestmark = [pytest.mark.slow, pytest.mark.learning]
 
 EPS_SAFE = 0.1
 SEEDS = (0, 1)

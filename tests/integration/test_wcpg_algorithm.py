@@ -119,6 +119,7 @@ def test_risk_level_sampling_per_phase_and_in_evaluation():
     assert config.copy().sqrl(phase="finetune").risk_level_sampling() == {"fixed": 0.25}
 
 
+@pytest.mark.learning
 def test_wcpg_learns_pendulum(ray_local):  # noqa: F811
     """Seeded Pendulum-v1 (random policy: about -1200): 15k env steps, about 40 s on one core.
 
