@@ -102,26 +102,34 @@ def transfer(
     finetune_set: dict | None = None,
     progress: bool = False,
 ) -> tuple[list[dict], list[dict]]:
-    """Pretrain ``method`` on its own (reusing a finished pretraining kept in ``root``), fit SQRL's Q_safe 500
-    steps at failure fraction 0.2, fine-tune; returns the pretraining and the fine-tuning histories."""
+    """Pretrain ``method``'s pretraining method (``Method.pretrained_by``: itself, or SQRL for rs and
+    sac_from_sqrl), reusing a finished pretraining kept in ``root``; fit Q_safe 500 steps at failure fraction
+    0.2 where it has one; fine-tune (not with ``finetune_steps`` 0). Returns the pretraining and the
+    fine-tuning histories. Methods with
+    their own Algorithm (wcpg, cpo) are not supported here."""
     pretrain_set, finetune_set = pretrain_set or {}, finetune_set or {}
+    owner = METHODS[method].pretrained_by
+    if METHODS[method].config_class != METHODS["sqrl"].config_class:
+        raise ValueError(f"short_transfer runs the methods built on SQRLConfig, not {method!r}")
 
-    def make(stage: str, **extra) -> SQRLConfig:
-        return config(method, stage, seed, hidden, k, failure_penalty, **extra)
+    def make(name: str, stage: str, **extra) -> SQRLConfig:
+        return config(name, stage, seed, hidden, k, failure_penalty, **extra)
 
     label = f"{method} seed={seed}"
-    ckpt = pathlib.Path(root) / f"{method}_{seed}_{pretrain_steps}{sets_name(pretrain_set)}"
+    ckpt = pathlib.Path(root) / f"{owner}_{seed}_{pretrain_steps}{sets_name(pretrain_set)}"
     if (ckpt / "pretrain_history.json").exists():
         pre = json.loads((ckpt / "pretrain_history.json").read_text())
         print(f"[{label}] reusing the pretraining in {ckpt}", flush=True)
     else:
-        pre = train(make("pretrain", **pretrain_set), pretrain_steps, str(ckpt), f"{label} pretrain" * progress)
+        pre = train(make(owner, "pretrain", **pretrain_set), pretrain_steps, str(ckpt), f"{label} pretrain" * progress)
         (ckpt / "pretrain_history.json").write_text(json.dumps(pre))
     start = str(ckpt)
-    if method == "sqrl":
-        start = fit_checkpoint_safety_critic(make("pretrain", **pretrain_set), start, f"{ckpt}_fit", 500, 0.2)
+    if not finetune_steps:
+        return pre, []
+    if METHODS[owner].critic_fit:
+        start = fit_checkpoint_safety_critic(make(owner, "pretrain", **pretrain_set), start, f"{ckpt}_fit", 500, 0.2)
     fine = train(
-        make("finetune", pretrained_checkpoint=start, **finetune_set),
+        make(method, "finetune", pretrained_checkpoint=start, **finetune_set),
         finetune_steps,
         label=f"{label} finetune" * progress,
     )

@@ -23,7 +23,7 @@ if _WORKER:
 # pytest-xdist's --dist loadfile --no-loadscope-reorder (which keeps this order instead of sorting files by
 # their number of tests) the two workers start on them at once instead of one finishing them alone at the end.
 LONGEST_FIRST = (
-    "test_transfer_learning.py",  # 330 (alone on a free core)
+    "test_transfer_learning.py",  # 450 (beside one other run)
     "test_tune_quick.py",  # 165
     "test_fault_tolerance.py",  # 136
     "test_offline_data.py",  # 75
