@@ -1,0 +1,152 @@
+"""Figure 5, the risk dial: eps_safe decides whether SQRL crosses DrunkSpider's bridge or goes around.
+
+Two subcommands.
+
+``gamma``: why figure5.yaml's gamma_safe. Q_safe estimates E[gamma_safe^T] for the failure step T (the
+discounted failure probability), so a crossing risk spread over the bridge's steps reads smaller at the
+bridge entrance the smaller gamma_safe is. This rolls out two scripted controllers under figure 5's noise
+(Gaussian, std 0.2) from the cell before the bridge: up the bridge centre (col 3.5) and around the lava (col
+1.0, one cell from the map edge and the lava), and prints, per gamma_safe, Monte-Carlo estimates of that
+quantity at the start of each route. eps_safe 0.05 must read the bridge as unsafe and the detour as safe, eps
+0.2 both as safe.
+
+    python benchmarks/figure5.py gamma [--episodes 20000]
+
+``plot RUN_DIR``: after ``python -m sqrl_rllib.tune figure5``, draws the map with the trajectories of each
+fine-tuned SQRL trial's deterministic masked policy (one colour per eps_safe, one line per seed) and prints
+the share of evaluation episodes that cross the bridge (rows 2-5 entered at col 3-4), per eps_safe.
+
+    python benchmarks/figure5.py plot ~/sqrl_results/figure5 [--episodes 20] [--out docs/img/figure5.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+
+import numpy as np
+
+from sqrl_rllib.envs.drunk_spider import GOAL, LAVA_ROWS, DrunkSpiderEnv
+
+# Waypoints (row, col) of the two scripted routes, from the cell below the lava rows.
+BRIDGE = [(1.5, 3.5), (6.5, 3.5), GOAL]
+AROUND = [(1.5, 1.0), (6.5, 1.0), GOAL]
+NOISE = 0.2
+
+
+def follow(env: DrunkSpiderEnv, waypoints: list[tuple[float, float]]) -> int | None:
+    """Drive ``env`` through ``waypoints`` (full speed towards the next one); the step of a failure, or None."""
+    target = 0
+    for t in range(env.max_episode_steps):
+        pos = env.unwrapped._pos
+        while target < len(waypoints) - 1 and np.linalg.norm(np.subtract(waypoints[target], pos)) < 0.3:
+            target += 1
+        _, _, terminated, truncated, info = env.step(np.clip(np.subtract(waypoints[target], pos), -1.0, 1.0))
+        if info["failure"]:
+            return t
+        if terminated or truncated:
+            return None
+    return None
+
+
+def discounted_failure(waypoints, gammas, episodes: int, seed: int = 0) -> dict[float, float]:
+    """Monte-Carlo E[gamma^T * 1(failure at step T)] from ``waypoints[0]``, per gamma in ``gammas``."""
+    env = DrunkSpiderEnv(task="finetune", action_noise=NOISE, noise_type="gaussian")
+    env.reset(seed=seed)
+    steps = []
+    for _ in range(episodes):
+        env.reset(options={"position": waypoints[0]})
+        steps.append(follow(env, waypoints[1:]))
+    fails = np.array([t for t in steps if t is not None], dtype=float)
+    return {g: float((g**fails).sum() / episodes) for g in gammas} | {1.0: len(fails) / episodes}
+
+
+def gamma_table(episodes: int) -> None:
+    """Print the routes' discounted failure probabilities per gamma_safe."""
+    gammas = (0.65, 0.8, 0.9, 0.95, 0.99)
+    routes = {name: discounted_failure(w, gammas, episodes) for name, w in (("bridge", BRIDGE), ("around", AROUND))}
+    print(f"{'gamma_safe':>10} {'bridge':>8} {'around':>8}   (Monte Carlo, {episodes} episodes per route)")
+    for g in (*gammas, 1.0):
+        print(f"{g:>10} {routes['bridge'][g]:>8.4f} {routes['around'][g]:>8.4f}")
+
+
+def crosses(trajectory: list[tuple[float, float]]) -> bool:
+    """The trajectory enters the lava rows through the bridge column (col in [3, 4))."""
+    return any(int(r) in LAVA_ROWS and 3.0 <= c < 4.0 for r, c in trajectory)
+
+
+def plot(run_dir: pathlib.Path, episodes: int, out: pathlib.Path) -> None:
+    """Trajectories of each fine-tuned SQRL trial's deterministic masked policy, and the crossing shares."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import torch
+    from critic_calibration import load_module
+
+    table = pd.read_csv(run_dir / "results.csv")
+    rows = table[(table["stage"] == "finetune") & (table["method"] == "sqrl") & (table["kind"] == "trial")]
+    if rows.empty:
+        raise SystemExit(f"{run_dir / 'results.csv'} has no SQRL fine-tuning trials")
+    fig, ax = plt.subplots(figsize=(5, 6))
+    env = DrunkSpiderEnv(task="finetune", action_noise=NOISE, noise_type="gaussian", render_mode="rgb_array")
+    env.reset(seed=0)
+    ax.imshow(env.render(), origin="lower", extent=(0, 7, 0, 8))
+    palette = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink")
+    colours = {eps: palette[i % len(palette)] for i, eps in enumerate(sorted(rows["eps_safe"].unique()))}
+    shares = {}
+    for _, row in rows.iterrows():
+        checkpoints = sorted(pathlib.Path(row["trial_dir"]).glob("checkpoint_*"))
+        if not checkpoints:
+            raise SystemExit(f"trial {row['trial_dir']} kept no checkpoint")
+        module = load_module(str(checkpoints[-1]))
+        crossed = 0
+        for episode in range(episodes):
+            obs, _ = env.reset(seed=1000 * int(row["seed"]) + episode)
+            trajectory, done = [tuple(obs)], False
+            while not done:
+                obs_t = torch.as_tensor(obs[None], dtype=torch.float32)
+                with torch.no_grad():
+                    dist = module.policy.distribution_inputs(obs_t)
+                    action, _, _ = module.masked_actions(obs_t, dist, 100, float(row["eps_safe"]), "finetune", False)
+                obs, _, terminated, truncated, _ = env.step(action[0].numpy())
+                trajectory.append(tuple(obs))
+                done = terminated or truncated
+            crossed += crosses(trajectory)
+            if episode == 0:
+                r, c = np.array(trajectory).T
+                ax.plot(c, r, color=colours[row["eps_safe"]], alpha=0.8, label=f"eps {row['eps_safe']:g}")
+        shares.setdefault(row["eps_safe"], []).append(crossed / episodes)
+        print(f"eps_safe {row['eps_safe']:g} seed {row['seed']}: {crossed}/{episodes} episodes cross the bridge")
+    handles, labels = ax.get_legend_handles_labels()
+    by_label = dict(zip(labels, handles, strict=True))  # one legend entry per eps_safe
+    ax.legend(by_label.values(), by_label.keys())
+    ax.set_xlabel("col")
+    ax.set_ylabel("row")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120, bbox_inches="tight")
+    for eps, values in sorted(shares.items()):
+        print(f"RESULT eps_safe={eps:g} crossing_share={np.mean(values):.2f} seeds={len(values)}")
+    print(f"wrote {out}")
+
+
+def main() -> None:
+    """``gamma`` or ``plot``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("gamma", help="discounted failure probability of the two routes per gamma_safe")
+    g.add_argument("--episodes", type=int, default=20000, help="Monte-Carlo episodes per route")
+    p = sub.add_parser("plot", help="trajectories and crossing shares of a figure5 run")
+    p.add_argument("run_dir", type=pathlib.Path, help="the pipeline's run directory (holds results.csv)")
+    p.add_argument("--episodes", type=int, default=20, help="evaluation episodes per trial")
+    p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("docs/img/figure5.png"), help="the figure")
+    args = parser.parse_args()
+    if args.command == "gamma":
+        gamma_table(args.episodes)
+    else:
+        plot(args.run_dir, args.episodes, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""figure5.yaml (issue 17's risk dial) runs end to end under --quick, and its plot script reads the run."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pandas as pd
+
+import sqrl_rllib
+
+SCRIPT = pathlib.Path(__file__).parents[2] / "benchmarks" / "figure5.py"
+SHIPPED = pathlib.Path(sqrl_rllib.__file__).parent / "tune_configs"
+
+
+def test_every_shipped_experiment_has_a_start_test():
+    # test_experiments_start.py starts cube and the minitaurs, test_tune_quick.py drunk_spider, this file
+    # figure5, test_own_env_quick.py the examples: a new YAML must join one of them.
+    tested = {"cube", "minitaur_velocity", "minitaur_friction", "drunk_spider", "figure5"}
+    assert {p.stem for p in SHIPPED.glob("*.yaml")} == tested
+
+
+def test_figure5_quick_runs_both_eps_from_one_pretraining_and_plots(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "sqrl_rllib.tune", "figure5", "--quick", "--storage-path", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run_dir = tmp_path / "figure5_quick"
+    table = pd.read_csv(run_dir / "results.csv")
+    finetune = table[table["stage"] == "finetune"]
+    assert sorted(finetune["eps_safe"]) == [0.05, 0.2] and set(finetune["gamma_safe"]) == {0.99}
+    assert (table.loc[table["stage"] == "pretrain", "gamma_safe"] == 0.99).all()
+    out = tmp_path / "figure5.png"
+    plot = subprocess.run(
+        [sys.executable, str(SCRIPT), "plot", str(run_dir), "--episodes", "2", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert plot.returncode == 0, plot.stdout[-3000:] + plot.stderr[-3000:]
+    results = [line for line in plot.stdout.splitlines() if line.startswith("RESULT")]
+    assert [line.split()[1] for line in results] == ["eps_safe=0.05", "eps_safe=0.2"], plot.stdout
+    assert out.stat().st_size > 10_000
