@@ -105,8 +105,7 @@ def transfer(
     """Pretrain ``method``'s pretraining method (``Method.pretrained_by``: itself, or SQRL for rs and
     sac_from_sqrl), reusing a finished pretraining kept in ``root``; fit Q_safe 500 steps at failure fraction
     0.2 where it has one; fine-tune (not with ``finetune_steps`` 0). Returns the pretraining and the
-    fine-tuning histories. Methods with
-    their own Algorithm (wcpg, cpo) are not supported here."""
+    fine-tuning histories. Methods with their own Algorithm (wcpg, cpo) are not supported here."""
     pretrain_set, finetune_set = pretrain_set or {}, finetune_set or {}
     owner = METHODS[method].pretrained_by
     if METHODS[method].config_class != METHODS["sqrl"].config_class:
@@ -116,12 +115,13 @@ def transfer(
         return config(name, stage, seed, hidden, k, failure_penalty, **extra)
 
     label = f"{method} seed={seed}"
+    pretrain_label, finetune_label = (f"{label} pretrain", f"{label} finetune") if progress else ("", "")
     ckpt = pathlib.Path(root) / f"{owner}_{seed}_{pretrain_steps}{sets_name(pretrain_set)}"
     if (ckpt / "pretrain_history.json").exists():
         pre = json.loads((ckpt / "pretrain_history.json").read_text())
         print(f"[{label}] reusing the pretraining in {ckpt}", flush=True)
     else:
-        pre = train(make(owner, "pretrain", **pretrain_set), pretrain_steps, str(ckpt), f"{label} pretrain" * progress)
+        pre = train(make(owner, "pretrain", **pretrain_set), pretrain_steps, str(ckpt), pretrain_label)
         (ckpt / "pretrain_history.json").write_text(json.dumps(pre))
     start = str(ckpt)
     if not finetune_steps:
@@ -131,7 +131,7 @@ def transfer(
     fine = train(
         make(method, "finetune", pretrained_checkpoint=start, **finetune_set),
         finetune_steps,
-        label=f"{label} finetune" * progress,
+        label=finetune_label,
     )
     return pre, fine
 
