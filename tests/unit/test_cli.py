@@ -73,7 +73,7 @@ def test_cli_subprocess_reports_unknown_experiment():
         [sys.executable, "-m", "sqrl_rllib.tune", "nope"], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 2
-    assert "Valid names: cube, drunk_spider, minitaur_friction, minitaur_velocity" in proc.stderr
+    assert "Valid names: cube, drunk_spider, figure5, minitaur_friction, minitaur_velocity" in proc.stderr
     assert "Started a local Ray instance" not in proc.stderr + proc.stdout
 
 
