@@ -1,0 +1,91 @@
+"""Why did a pretraining stall? Probe a saved SQRL checkpoint's policy and safety critic on its own D_offline.
+
+For states drawn from the checkpoint's pretraining data (all of it, and the last ``--last`` transitions) it
+prints, at eps_safe (``--eps``):
+  * ``E[Q_safe(s,pi)]``: the critic's risk of pi's proposals (what the pretraining Lagrangian pushes down);
+  * ``no safe pi sample``: share of states where none of K samples from pi is below eps_safe (the mask
+    falls back on the safest of them);
+  * ``no safe grid action``: share of states where none of a 21 x 21 grid over the action box is below
+    eps_safe, i.e. where the critic says the constraint cannot be met at all;
+  * ``|pre-tanh mean|`` (median, 90th percentile) and the policy's std: a mean of 2.5 puts tanh's slope at
+    0.03, so gradients through the squashing (the critic's and the Lagrangian's) hardly move pi any more;
+  * nu and alpha.
+
+A stalled run shows pi proposing unsafe actions in states where the critic knows safe ones (no safe pi
+sample >> no safe grid action), with a saturated mean: the trap of benchmarks/README.md, "Session 17".
+
+Usage: python benchmarks/stall_probe.py CHECKPOINT [CHECKPOINT ...] [--k 100] [--eps 0.1]
+(a checkpoint of ``benchmarks/drunk_spider_transfer.py`` or ``benchmarks/seeds.py``, saved with its replay).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import pickle
+
+import numpy as np
+import torch
+from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.core.rl_module.rl_module import RLModule
+
+GRID_POINTS = 21
+
+
+def load(checkpoint: pathlib.Path) -> tuple[RLModule, dict[str, np.ndarray]]:
+    """The checkpoint's RLModule and its D_offline columns."""
+    module = RLModule.from_checkpoint(checkpoint / "learner_group" / "learner" / "rl_module" / DEFAULT_MODULE_ID)
+    with open(checkpoint / "algorithm_state.pkl", "rb") as f:
+        state = pickle.load(f)
+    try:
+        columns = state["sqrl"]["offline_buffer"]["columns"]
+    except KeyError:
+        raise SystemExit(f"{checkpoint}: no D_offline here (saved with checkpoint_replay=False?)") from None
+    return module, columns
+
+
+@torch.no_grad()
+def probe(module: RLModule, obs: np.ndarray, k: int, eps: float) -> dict[str, float]:
+    """The stall statistics over the states ``obs`` (see the module docstring)."""
+    obs_t = torch.as_tensor(obs, dtype=torch.float32)
+    dist_inputs = module.policy.distribution_inputs(obs_t)
+    mean, log_std = dist_inputs.chunk(2, -1)
+    actions, _ = module.sample_candidates(dist_inputs, k)
+    q_pi = module.q_safe(obs_t, actions)
+    axis = torch.linspace(-1.0, 1.0, GRID_POINTS)
+    act_dim = actions.shape[-1]
+    grid = torch.cartesian_prod(*[axis] * act_dim).reshape(1, -1, act_dim) if act_dim > 1 else axis.reshape(1, -1, 1)
+    q_grid = module.q_safe(obs_t, grid.expand(len(obs), -1, -1))
+    return {
+        "E[Q_safe(s,pi)]": float(q_pi.mean()),
+        "no safe pi sample": float((q_pi.min(1).values >= eps).float().mean()),
+        "no safe grid action": float((q_grid.min(1).values >= eps).float().mean()),
+        "|pre-tanh mean| median": float(mean.abs().median()),
+        "|pre-tanh mean| q90": float(mean.abs().quantile(0.9)),
+        "std median": float(log_std.exp().median()),
+    }
+
+
+def main() -> None:
+    """Print the stall statistics of each checkpoint."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", nargs="+", type=pathlib.Path, help="SQRL checkpoint directories")
+    parser.add_argument("--k", type=int, default=100, help="samples from pi per state (SQRL's K)")
+    parser.add_argument("--eps", type=float, default=0.1, help="eps_safe the mask and the Lagrangian use")
+    parser.add_argument("--states", type=int, default=2000, help="states drawn per row")
+    parser.add_argument("--last", type=int, default=10000, help="the second row draws from this many newest rows")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    for checkpoint in args.checkpoints:
+        module, columns = load(checkpoint)
+        n = len(columns["obs"])
+        nu, alpha = float(module.log_nu.detach().exp()), float(module.log_alpha.detach().exp())
+        print(f"{checkpoint}: nu {nu:.3g}, alpha {alpha:.3g}, {n} transitions, {int(columns['failure'].sum())} failing")
+        for name, low in (("all", 0), (f"last {min(args.last, n)}", max(n - args.last, 0))):
+            stats = probe(module, columns["obs"][rng.integers(low, n, args.states)], args.k, args.eps)
+            print(f"  {name:>10}: " + ", ".join(f"{key} {value:.3f}" for key, value in stats.items()))
+
+
+if __name__ == "__main__":
+    main()
