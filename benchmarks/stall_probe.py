@@ -9,7 +9,11 @@ prints, at eps_safe (``--eps``):
     eps_safe, i.e. where the critic says the constraint cannot be met at all;
   * ``|pre-tanh mean|`` (median, 90th percentile) and the policy's std: a mean of 2.5 puts tanh's slope at
     0.03, so gradients through the squashing (the critic's and the Lagrangian's) hardly move pi any more;
-  * nu and alpha.
+  * nu and alpha;
+  * the outward pull on the pre-tanh mean (the gradient of each actor-loss term with respect to the mean,
+    the descent step projected on sign(mean): positive pushes the mean further out, toward saturation), for SAC's
+    entropy term alpha log pi, its return term -min Q and the Lagrangian nu Q_safe: which force holds a
+    saturated policy where it is.
 
 A stalled run shows pi proposing unsafe actions in states where the critic knows safe ones (no safe pi
 sample >> no safe grid action), with a saturated mean: the trap of benchmarks/README.md, "Session 17".
@@ -66,6 +70,34 @@ def probe(module: RLModule, obs: np.ndarray, k: int, eps: float) -> dict[str, fl
     }
 
 
+def outward_pull(module: RLModule, obs: np.ndarray, samples: int = 16) -> dict[str, float]:
+    """Mean outward pull of each actor-loss term on pi's pre-tanh mean over ``obs`` (module docstring)."""
+    from sqrl_rllib.core.networks import sample_squashed
+
+    obs_t = torch.as_tensor(obs, dtype=torch.float32)
+    act_dim = module.policy.act_dim
+    with torch.no_grad():
+        inputs = module.policy.distribution_inputs(obs_t)
+    mean = inputs[..., :act_dim].clone().requires_grad_(True)
+    dist_inputs = torch.cat([mean, inputs[..., act_dim:]], -1)
+    actions, logp = sample_squashed(dist_inputs, samples)
+    obs_k = obs_t.unsqueeze(1).expand(-1, samples, -1)
+    alpha, nu = module.log_alpha.detach().exp(), module.log_nu.detach().exp()
+    terms = {
+        "entropy term": alpha * logp,
+        "return term": -module.qf(obs_k.reshape(-1, obs_k.shape[-1]), actions.reshape(-1, act_dim))
+        .min(dim=0)
+        .values.reshape(len(obs), samples),
+        "Lagrangian term": nu * module.safety_critic(obs_k, actions),
+    }
+    pulls = {}
+    for name, term in terms.items():
+        (grad,) = torch.autograd.grad(term.mean(dim=1).sum(), mean, retain_graph=True)
+        # Gradient descent moves the mean along -grad: outward where that agrees with sign(mean).
+        pulls[f"pull {name}"] = float((-grad * torch.sign(mean.detach())).mean())
+    return pulls
+
+
 def main() -> None:
     """Print the stall statistics of each checkpoint."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -83,7 +115,8 @@ def main() -> None:
         nu, alpha = float(module.log_nu.detach().exp()), float(module.log_alpha.detach().exp())
         print(f"{checkpoint}: nu {nu:.3g}, alpha {alpha:.3g}, {n} transitions, {int(columns['failure'].sum())} failing")
         for name, low in (("all", 0), (f"last {min(args.last, n)}", max(n - args.last, 0))):
-            stats = probe(module, columns["obs"][rng.integers(low, n, args.states)], args.k, args.eps)
+            obs = columns["obs"][rng.integers(low, n, args.states)]
+            stats = probe(module, obs, args.k, args.eps) | outward_pull(module, obs)
             print(f"  {name:>10}: " + ", ".join(f"{key} {value:.3f}" for key, value in stats.items()))
 
 
