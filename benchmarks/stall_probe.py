@@ -33,6 +33,8 @@ import torch
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.rl_module.rl_module import RLModule
 
+from sqrl_rllib.core.networks import sample_squashed
+
 GRID_POINTS = 21
 
 
@@ -72,8 +74,6 @@ def probe(module: RLModule, obs: np.ndarray, k: int, eps: float) -> dict[str, fl
 
 def outward_pull(module: RLModule, obs: np.ndarray, samples: int = 16) -> dict[str, float]:
     """Mean outward pull of each actor-loss term on pi's pre-tanh mean over ``obs`` (module docstring)."""
-    from sqrl_rllib.core.networks import sample_squashed
-
     obs_t = torch.as_tensor(obs, dtype=torch.float32)
     act_dim = module.policy.act_dim
     with torch.no_grad():
@@ -107,9 +107,10 @@ def main() -> None:
     parser.add_argument("--states", type=int, default=2000, help="states drawn per row")
     parser.add_argument("--last", type=int, default=10000, help="the second row draws from this many newest rows")
     args = parser.parse_args()
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
     for checkpoint in args.checkpoints:
+        # Seeded per checkpoint, so that its numbers do not depend on which checkpoints come before it.
+        torch.manual_seed(0)
+        rng = np.random.default_rng(0)
         module, columns = load(checkpoint)
         n = len(columns["obs"])
         nu, alpha = float(module.log_nu.detach().exp()), float(module.log_alpha.detach().exp())
