@@ -15,7 +15,15 @@ from __future__ import annotations
 import argparse
 
 import ray
-from drunk_spider_transfer import AUTHORS_SAC, config, noise_levels, parse_sets, with_overrides
+from drunk_spider_transfer import (
+    AUTHORS_SAC,
+    NOISE_LEVELS,
+    PRETRAIN_LAGRANGIAN,
+    config,
+    noise_levels,
+    parse_sets,
+    with_overrides,
+)
 from seeds import trace_row
 
 from sqrl_rllib.envs.rllib import register_rllib_envs
@@ -31,8 +39,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12000, help="env steps to train after the restore")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an SQRL key override")
     args = parser.parse_args()
-    overrides = AUTHORS_SAC | {"pretrain_lagrangian": True, "nu_lr": 0.003} | parse_sets(args.set)
-    env_extra = {"action_noise_levels": noise_levels("0:0.4:10")}
+    overrides = AUTHORS_SAC | PRETRAIN_LAGRANGIAN | parse_sets(args.set)
+    env_extra = {"action_noise_levels": noise_levels(NOISE_LEVELS)}
     cfg = with_overrides(config("pretrain", "pretrain", args.seed, env_extra=env_extra), overrides)
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     register_rllib_envs()

@@ -97,6 +97,10 @@ def noise_levels(text: str) -> list[float] | None:
 # the Tune pipeline's DrunkSpider defaults (tune_configs/drunk_spider.yaml). This script keeps the recorded
 # rows' RLlib SAC settings unless --authors-sac is given.
 AUTHORS_SAC = {"gamma": 1.0, "reward_scale": 10.0, "policy_mean_init_scale": 0.01}
+# drunk_spider.yaml's pretraining Lagrangian (docs/sqrl_vs_paper.md, departure 5).
+PRETRAIN_LAGRANGIAN = {"pretrain_lagrangian": True, "nu_lr": 0.003}
+# The authors' pretraining noise randomisation (PointMassAcNoiseEnv: 10 levels in [0, 0.4]), as LO:HI:N.
+NOISE_LEVELS = "0:0.4:10"
 
 
 def parse_sets(pairs: list[str], flag: str = "--set") -> dict:
@@ -205,7 +209,7 @@ def main() -> None:
     parser.add_argument(
         "--pretrain-noise-levels",
         type=noise_levels,
-        default="0:0.4:10",
+        default=NOISE_LEVELS,
         help="pretraining action-noise domain randomisation, LO:HI:N levels or a comma list, one drawn per "
         "episode (default 0:0.4:10, the authors' PointMassAcNoiseEnv); '' keeps the pretrain task's fixed 0.1",
     )

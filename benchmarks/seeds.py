@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import ray
 import torch
-from drunk_spider_transfer import AUTHORS_SAC, config, noise_levels, parse_sets, with_overrides
+from drunk_spider_transfer import AUTHORS_SAC, NOISE_LEVELS, config, noise_levels, parse_sets, with_overrides
 from ray.rllib.core import DEFAULT_MODULE_ID
 
 from sqrl_rllib.envs.drunk_spider import DrunkSpiderEnv
@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument(
         "--pretrain-noise-levels",
         type=noise_levels,
-        default="0:0.4:10",
+        default=NOISE_LEVELS,
         help="action-noise domain randomisation (LO:HI:N or a comma list; '' keeps the fixed 0.1)",
     )
     parser.add_argument(

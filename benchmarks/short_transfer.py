@@ -31,7 +31,7 @@ from sqrl_rllib.algorithms.sqrl.sqrl import fit_checkpoint_safety_critic
 from sqrl_rllib.methods import METHODS
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from drunk_spider_transfer import parse_sets, sets_name  # noqa: E402
+from drunk_spider_transfer import PRETRAIN_LAGRANGIAN, parse_sets, sets_name  # noqa: E402
 
 NOISE_LEVELS = [round(0.4 * i / 9, 6) for i in range(10)]
 
@@ -46,7 +46,7 @@ def config(
         env_config.update(task="pretrain", action_noise_levels=NOISE_LEVELS)
     keys = {"eps_safe": 0.1, "gamma_safe": 0.65, "num_action_samples": k, "hidden": hidden, "reward_scale": 10.0}
     if stage == "pretrain":
-        keys.update(policy_mean_init_scale=0.01, pretrain_lagrangian=True, nu_lr=0.003)
+        keys.update(policy_mean_init_scale=0.01, **PRETRAIN_LAGRANGIAN)
     keys.update(METHODS[method].keys(stage))
     keys.update(extra)
     return (
