@@ -37,6 +37,7 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 from sqrl_rllib.algorithms.sqrl import SQRLConfig
 from sqrl_rllib.algorithms.sqrl.keys import SQRL_KEYS, check_sqrl_keys, sqrl_defaults
 from sqrl_rllib.algorithms.sqrl.sqrl import fit_checkpoint_safety_critic
+from sqrl_rllib.envs.drunk_spider import DrunkSpiderEnv
 from sqrl_rllib.envs.rllib import register_rllib_envs
 
 # Fine-tuning methods: SQRL (mask + Lagrangian, Q_safe frozen), SQRL-online (Q_safe keeps training on the
@@ -282,8 +283,18 @@ def main() -> None:
         help="like --set, for the fine-tuning runs only, e.g. mask_resample_rounds=4; the runs are labelled, "
         "saved and listed (column finetune_set) with these overrides (repeatable)",
     )
+    parser.add_argument(
+        "--pretrain-env-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a DrunkSpider env_config key for pretraining (and the critic fit) only, e.g. "
+        "failure_penalty=below_timeout; fine-tuning keeps the finetune task's env (repeatable)",
+    )
     args = parser.parse_args()
     try:
+        pretrain_env = parse_sets(args.pretrain_env_set, "--pretrain-env-set")
+        DrunkSpiderEnv(task="pretrain", **pretrain_env)
         both = (AUTHORS_SAC if args.authors_sac else {}) | parse_sets(args.set)
         pre_overrides = both | parse_sets(args.pretrain_set, "--pretrain-set")
         finetune_sets = parse_sets(args.finetune_set, "--finetune-set")
@@ -291,7 +302,7 @@ def main() -> None:
         with_overrides(config("pretrain", "pretrain", 0), pre_overrides)
         with_overrides(config("finetune", "finetune", 0), fine_overrides)
     except (argparse.ArgumentTypeError, TypeError, ValueError) as err:
-        parser.error(f"--set / --pretrain-set / --finetune-set: {err}")
+        parser.error(f"--set / --pretrain-set / --finetune-set / --pretrain-env-set: {err}")
     if args.pretrained and args.seeds != 1:
         parser.error("--pretrained needs --seeds 1")
     if args.resume and not args.checkpoint_dir:
@@ -318,7 +329,7 @@ def main() -> None:
         checkpoint_dir = pathlib.Path(args.checkpoint_dir or tmp)
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             levels = args.pretrain_noise_levels
-            env_extra = {"action_noise_levels": levels} if levels else None
+            env_extra = ({"action_noise_levels": levels} if levels else {}) | pretrain_env
             if args.pretrained:
                 checkpoint = args.pretrained
             else:
