@@ -36,7 +36,7 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 
 from sqrl_rllib.algorithms.sqrl import SQRLConfig
 from sqrl_rllib.algorithms.sqrl.keys import SQRL_KEYS, check_sqrl_keys, sqrl_defaults
-from sqrl_rllib.algorithms.sqrl.sqrl import fit_checkpoint_safety_critic
+from sqrl_rllib.algorithms.sqrl.offline import fit_checkpoint_safety_critic
 from sqrl_rllib.envs.drunk_spider import DrunkSpiderEnv
 from sqrl_rllib.envs.rllib import register_rllib_envs
 

@@ -27,7 +27,7 @@ import ray
 from ray.rllib.core import DEFAULT_MODULE_ID
 
 from sqrl_rllib.algorithms.sqrl import SQRLConfig
-from sqrl_rllib.algorithms.sqrl.sqrl import fit_checkpoint_safety_critic
+from sqrl_rllib.algorithms.sqrl.offline import fit_checkpoint_safety_critic
 from sqrl_rllib.methods import METHODS
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))

@@ -401,7 +401,7 @@ def run_pipeline(
     """
     import ray
 
-    from sqrl_rllib.algorithms.sqrl.sqrl import fit_checkpoint_safety_critic
+    from sqrl_rllib.algorithms.sqrl.offline import fit_checkpoint_safety_critic
     from sqrl_rllib.envs.own_env import register_own_env
     from sqrl_rllib.envs.rllib import register_rllib_envs
     from sqrl_rllib.experiments import experiment_methods, experiment_seeds

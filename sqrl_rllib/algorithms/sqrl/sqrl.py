@@ -17,13 +17,12 @@ a new loss, and Adam's moments from pretraining would carry the old task's gradi
 The env, its task and eps_safe may all differ from pretraining.
 
 Before saving the pretraining checkpoint, ``algo.fit_safety_critic(num_steps, failure_fraction)``
-(or, on a saved checkpoint, :func:`fit_checkpoint_safety_critic`; the Tune pipeline's
+(or, on a saved checkpoint, ``offline.fit_checkpoint_safety_critic``; the Tune pipeline's
 ``pretrain.critic_fit``) trains Q_safe further on all of D_offline, failures over-drawn.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import pathlib
 from typing import Any
@@ -540,41 +539,6 @@ class SQRL(SAC):
             from_worker_or_learner_group=self.learner_group, policies=[DEFAULT_MODULE_ID], inference_only=True
         )
         return stats
-
-
-def fit_checkpoint_safety_critic(
-    config: SQRLConfig, checkpoint: str, directory: str | pathlib.Path, num_steps: int, failure_fraction: float
-) -> str:
-    """Save to ``directory`` the pretraining ``checkpoint`` with Q_safe fitted further on its D_offline.
-
-    ``config`` is the pretraining config (it builds the Algorithm the checkpoint is restored into).
-    A ``directory`` finished by an earlier call (it holds ``complete.json``) is reused, so a resumed
-    pipeline does not fit twice. Pretraining data without any failure is fitted with
-    ``failure_fraction=0`` (and says so). Returns the fitted checkpoint's path.
-    """
-    directory = pathlib.Path(directory)
-    marker = directory / "complete.json"
-    if marker.exists():
-        print(f"[sqrl] reusing the fitted safety critic in {directory}", flush=True)
-        return str(directory)
-    algo = config.copy(copy_frozen=False).env_runners(num_env_runners=0).build_algo()
-    try:
-        algo.restore_from_path(str(checkpoint))
-        failures = len(algo.offline_buffer.failing_indices())
-        if failure_fraction > 0 and failures == 0:
-            print("[sqrl] the pretraining data holds no failure: fitting Q_safe with failure_fraction=0", flush=True)
-            failure_fraction = 0.0
-        stats = algo.fit_safety_critic(num_steps, failure_fraction)
-        print(
-            f"[sqrl] Q_safe fitted {num_steps} steps on {len(algo.offline_buffer)} pretraining transitions "
-            f"({failures} failing, failure_fraction {failure_fraction}): {stats}",
-            flush=True,
-        )
-        algo.save_to_path(str(directory))
-    finally:
-        algo.stop()
-    marker.write_text(json.dumps({"num_steps": num_steps, "failure_fraction": failure_fraction, **stats}))
-    return str(directory)
 
 
 def _loss_stats(results, safety_only: bool) -> dict[str, float]:
