@@ -42,26 +42,35 @@ def config(env: str, stage: str, seed: int, **extra) -> SQRLConfig:
     )
 
 
-def train(cfg: SQRLConfig, steps: int, label: str, save_to: str | None = None) -> None:
-    """Train ``steps`` env steps, printing one line per iteration; save to ``save_to`` if given."""
+def train(cfg: SQRLConfig, steps: int, label: str, save_to: str | None = None) -> list[dict]:
+    """Train ``steps`` env steps, printing one line per iteration; save to ``save_to`` if given.
+
+    Returns one row per iteration: env steps, return, cumulative failures and episodes, lambda.
+    """
     algo = cfg.build_algo()
+    rows: list[dict] = []
     try:
-        while True:
+        while not rows or rows[-1]["steps"] < steps:
             result = algo.train()
             runners, sq = result["env_runners"], result["sqrl"]
-            done = runners["num_env_steps_sampled_lifetime"]
-            lam = result.get("learners", {}).get(DEFAULT_MODULE_ID, {}).get("nu", float("nan"))
+            row = {
+                "steps": int(runners["num_env_steps_sampled_lifetime"]),
+                "return": float(runners.get("episode_return_mean", float("nan"))),
+                "failures": int(sq["cumulative_failures"]),
+                "episodes": int(sq["cumulative_episodes"]),
+                "lambda": float(result.get("learners", {}).get(DEFAULT_MODULE_ID, {}).get("nu", float("nan"))),
+            }
+            rows.append(row)
             print(
-                f"[{label}] steps={done:.0f} return={runners.get('episode_return_mean', float('nan')):.1f} "
-                f"failures={sq['cumulative_failures']:.0f}/{sq['cumulative_episodes']:.0f} lambda={lam:.3g}",
+                f"[{label}] steps={row['steps']} return={row['return']:.1f} "
+                f"failures={row['failures']}/{row['episodes']} lambda={row['lambda']:.3g}",
                 flush=True,
             )
-            if done >= steps:
-                break
         if save_to:
             algo.save_to_path(save_to)
     finally:
         algo.stop()
+    return rows
 
 
 def main() -> None:

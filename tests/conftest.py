@@ -26,6 +26,7 @@ LONGEST_FIRST = (
     "test_transfer_learning.py",  # 450 (beside one other run)
     "test_tune_quick.py",  # 165
     "test_fault_tolerance.py",  # 136
+    "test_rs_learning.py",  # 90 (measured alone: 90 s of CPU, 197 s beside four training runs)
     "test_offline_data.py",  # 75
     "test_learning.py",  # 74
     "test_wcpg_algorithm.py",  # 70
