@@ -122,7 +122,8 @@ METHODS: dict[str, Method] = {
         Method(
             "rs",
             "risk-sensitive Q: SQRL's pretrained policy and Q_safe, no mask; the critic learns r - lambda * Q_safe, "
-            "lambda by dual ascent against eps_safe (the paper's RS baseline).",
+            "lambda by dual ascent against eps_safe (the paper's RS baseline; method_config.rs.finetune."
+            "lambda_schedule: [0, 10, STEPS] schedules it as the authors' code does).",
             pretrained_by="sqrl",
             finetune={"mask_enabled": False, "lagrangian": False, "risk_penalty": True},
         ),

@@ -205,3 +205,43 @@ def test_safety_rows_train_q_safe_alone_and_its_target_follows():
     assert any(k.startswith("target_safety_critic.") for k in moved)
     assert optimizer_steps(learner, "safety") == 1
     assert optimizer_steps(learner, "policy") == optimizer_steps(learner, "qf") == 0
+
+
+def rs_step(learner, env_steps: int, seed: int = 0):
+    """One RS SGD step at ``env_steps`` env steps into the stage; returns the module's stats."""
+    torch.manual_seed(seed)
+    timesteps = {"num_env_steps_sampled_lifetime": env_steps}
+    return learner.update(batch=_train_batch(rows(seed)), timesteps=timesteps)["default_policy"]
+
+
+def test_rs_lambda_schedule_replaces_dual_ascent_and_sets_the_reward_penalty():
+    rs = {"phase": "finetune", "mask_enabled": False, "lagrangian": False, "risk_penalty": True, "eps_safe": 0.01}
+    scheduled = build_learner(**rs, lambda_schedule=[0.0, 10.0, 1000])
+    module = module_of(scheduled)
+    log_nu = module.log_nu.item()
+    # lambda follows the schedule in the env steps the Algorithm passes: 0 -> 10 over 1000 steps, then held.
+    for env_steps, expected in ((0, 0.0), (250, 2.5), (1000, 10.0), (5000, 10.0)):
+        assert rs_step(scheduled, env_steps)["nu"].peek() == pytest.approx(expected), env_steps
+    # ... and the learned multiplier is left alone: no dual ascent (an untrained Q_safe ~0.5 against eps
+    # 0.01 would raise it), its optimizer never steps.
+    assert module.log_nu.item() == log_nu and optimizer_steps(scheduled, "nu") == 0
+    # Without the schedule, the same RS steps raise lambda by dual ascent.
+    ascent = build_learner(**rs)
+    for seed in range(3):
+        stats = rs_step(ascent, 0, seed)
+    assert optimizer_steps(ascent, "nu") == 3 and stats["nu"].peek() > 1.0
+
+
+def test_rs_lambda_schedule_sets_the_penalty_in_the_critic_target():
+    """A scheduled lambda of 0 leaves SAC's critic step as it is; a large one changes it (r - lambda Q_safe)."""
+    rs = {"phase": "finetune", "mask_enabled": False, "lagrangian": False, "risk_penalty": True}
+
+    def critic_after_step(schedule):
+        learner = build_learner(**rs, lambda_schedule=schedule)
+        rs_step(learner, 0)
+        return snapshot(module_of(learner).qf)
+
+    plain = build_learner(phase="finetune", mask_enabled=False, lagrangian=False)
+    sac_step(plain)
+    assert equal(critic_after_step([0.0, 0.0, 0]), snapshot(module_of(plain).qf))
+    assert not equal(critic_after_step([50.0, 50.0, 0]), snapshot(module_of(plain).qf))

@@ -109,3 +109,19 @@ GOOD = [
 @pytest.mark.parametrize("keys", GOOD, ids=[repr(g) for g in GOOD])
 def test_edge_values_the_docs_allow_pass(keys):
     check_sqrl_keys(keys)
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [[0, 10], [0, 10, 100, 1], [-1, 10, 100], [0, -1, 100], [0, 10, 1.5], [0, 10, -1], "0,10,100", [0, True, 5]],
+)
+def test_lambda_schedule_must_be_start_end_steps(schedule):
+    with pytest.raises(ValueError, match="lambda_schedule"):
+        check_sqrl_keys({"risk_penalty": True, "lambda_schedule": schedule})
+
+
+def test_lambda_schedule_needs_rs():
+    with pytest.raises(ValueError, match="lambda_schedule.*risk_penalty=true"):
+        check_sqrl_keys({"lambda_schedule": [0, 10, 100]})
+    check_sqrl_keys({"risk_penalty": True, "lambda_schedule": [0, 10.0, 100]})
+    check_sqrl_keys({"risk_penalty": True, "lambda_schedule": None})

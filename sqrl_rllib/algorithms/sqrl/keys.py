@@ -72,6 +72,12 @@ SQRL_KEYS: dict[str, tuple[Any, str]] = {
         "RS (risk-sensitive Q): SAC's critic learns from r - nu * Q_safe(s, a), nu by dual ascent; use with "
         "mask_enabled=false and lagrangian=false (the 'rs' method).",
     ),
+    "lambda_schedule": (
+        None,
+        "RS only: [START, END, STEPS] sets lambda by a linear schedule from START to END over the stage's "
+        "first STEPS env steps (then held) instead of dual ascent (the SQRL authors' RS: 0 to 10 over "
+        "training); None: dual ascent against eps_safe.",
+    ),
     "reward_scale": (1.0, "factor on the task reward in SAC's critic target (TF-Agents' reward_scale_factor)."),
     "policy_mean_init_scale": (
         1.0,
@@ -195,6 +201,19 @@ def check_sqrl_keys(config: Any) -> None:
         uses += ["lagrangian"] if config.lagrangian and config.phase == "finetune" else []
         if uses:
             bad("safety_critic", f"without a safety critic set {', '.join(k + '=false' for k in uses)}")
+    schedule = config.lambda_schedule
+    if schedule is not None:
+        if not config.risk_penalty:
+            bad("lambda_schedule", "schedules RS's lambda: set risk_penalty=true or leave it None")
+        if (
+            not isinstance(schedule, list | tuple)
+            or len(schedule) != 3
+            or any(isinstance(v, bool) or not isinstance(v, int | float) for v in schedule)
+            or not (schedule[0] >= 0 and schedule[1] >= 0)
+            or not isinstance(schedule[2], int)
+            or schedule[2] < 0
+        ):
+            bad("lambda_schedule", "must be None or [start >= 0, end >= 0, steps: an integer >= 0]")
     if config.restore_nu and config.phase != "finetune":
         bad("restore_nu", "only fine-tuning restores nu from a checkpoint")
     if config.pretrained_checkpoint is not None and config.phase != "finetune":

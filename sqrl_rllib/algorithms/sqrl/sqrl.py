@@ -105,6 +105,8 @@ class SQRLConfig(SACConfig):
         hidden ((256, 256)): hidden layer sizes of every network.
         policy_mean_init_scale (1.0): factor on the initial weights of the policy mean's output units.
         risk_penalty (False): RS: SAC's critic learns from r - nu * Q_safe(s, a), nu by dual ascent.
+        lambda_schedule (None): RS only: [start, end, steps], lambda (nu) linear from start to end over the
+            stage's first ``steps`` env steps, then held, instead of dual ascent (the authors' RS: 0 to 10).
         reward_scale (1.0): factor on the task reward in SAC's critic target (TF-Agents' reward_scale_factor).
         num_critics (None): N SAC critics in one batched ensemble; None: 2 with twin_q, else 1 (ESAC: 10).
         critic_target_aggregate ("min"): aggregate over the N target critics in the critic target, "min"
@@ -161,6 +163,7 @@ class SQRLConfig(SACConfig):
         policy_mean_init_scale=NotProvided,
         reward_scale=NotProvided,
         risk_penalty=NotProvided,
+        lambda_schedule=NotProvided,
         num_critics=NotProvided,
         critic_target_aggregate=NotProvided,
         critic_target_entropy=NotProvided,

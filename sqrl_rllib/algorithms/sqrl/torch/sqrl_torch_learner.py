@@ -16,7 +16,7 @@ from ray.rllib.algorithms.sac.torch.sac_torch_learner import SACTorchLearner
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.core.rl_module.apis import TargetNetworkAPI
-from ray.rllib.utils.metrics import ALL_MODULES
+from ray.rllib.utils.metrics import ALL_MODULES, NUM_ENV_STEPS_SAMPLED_LIFETIME
 
 from sqrl_rllib.algorithms.sqrl.torch.sqrl_torch_rl_module import (
     NEXT_ACTIONS,
@@ -35,7 +35,7 @@ from sqrl_rllib.core.esac import esac_critic_target
 from sqrl_rllib.core.finite import check_finite
 from sqrl_rllib.core.networks import sample_squashed
 from sqrl_rllib.core.optim import adam
-from sqrl_rllib.core.risk_sensitive import risk_sensitive_reward
+from sqrl_rllib.core.risk_sensitive import lambda_schedule, risk_sensitive_reward
 
 # Per-minibatch Q_safe sums and counts on failing / safe rows, turned into means once per update.
 _FAILING_SUMS = "_q_safe_failing_safe_sums"
@@ -88,6 +88,20 @@ class SQRLTorchLearner(SACTorchLearner):
         """RLlib's build plus the per-module store of the latest loss statistics."""
         super().build()
         self._latest_stats: dict[str, dict[str, Any]] = {}
+        self._env_steps = 0
+
+    def before_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
+        """Keep the stage's env steps so far (RS's ``lambda_schedule`` reads them)."""
+        super().before_gradient_based_update(timesteps=timesteps)
+        self._env_steps = int(timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0))
+
+    def _multiplier(self, module, config) -> torch.Tensor:
+        """nu, or RS's lambda: the learned multiplier, or the scheduled value with ``lambda_schedule``."""
+        if config.risk_penalty and config.lambda_schedule is not None:
+            start, end, steps = config.lambda_schedule
+            value = lambda_schedule(self._env_steps, steps, start, end)
+            return torch.tensor(value, dtype=module.log_nu.dtype, device=module.log_nu.device)
+        return module.log_nu.exp()
 
     def _update(self, batch: dict[str, Any]):
         """One SGD step per ``train_batch_size_per_learner`` rows of ``batch``, in order.
@@ -131,7 +145,8 @@ class SQRLTorchLearner(SACTorchLearner):
             # reward_scale: TF-Agents' reward_scale_factor (the SQRL authors' configs use 10).
             reward = batch[Columns.REWARDS] * config.reward_scale
             if config.risk_penalty:  # RS: r - lambda * Q_safe(s, a), lambda being nu
-                reward = risk_sensitive_reward(reward, module.safety_critic(obs, actions), module.log_nu.exp())
+                lam = self._multiplier(module, config)
+                reward = risk_sensitive_reward(reward, module.safety_critic(obs, actions), lam)
             # SAC's target is ESAC's with the minimum over its critics and the entropy term.
             target = esac_critic_target(
                 reward,
@@ -157,15 +172,17 @@ class SQRLTorchLearner(SACTorchLearner):
                 q_safe_pi = module.safety_critic(obs, a_pi)
             if lagrangian:
                 total = total + losses.lagrangian_actor_term(q_safe_pi, module.log_nu.exp(), config.eps_safe)
-            # Dual ascent of nu (RS: of lambda, the same multiplier) on E[Q_safe(s, pi)] against eps_safe.
-            total = total + losses.nu_loss(module.log_nu, q_safe_pi, config.eps_safe)
+            # Dual ascent of nu (RS: of lambda, the same multiplier) on E[Q_safe(s, pi)] against eps_safe,
+            # unless RS's lambda follows its schedule.
+            if not (config.risk_penalty and config.lambda_schedule is not None):
+                total = total + losses.nu_loss(module.log_nu, q_safe_pi, config.eps_safe)
             stats["q_safe_policy_mean"] = q_safe_pi.mean().detach()
         stats.update(
             critic_loss=critic_loss.detach(),
             actor_loss=actor_loss.detach(),
             alpha_loss=alpha_loss.detach(),
             alpha=alpha.detach(),
-            nu=module.log_nu.exp().detach(),
+            nu=self._multiplier(module, config).detach(),
             q_mean=q.mean().detach(),
         )
         return total
