@@ -95,8 +95,9 @@ def noise_levels(text: str) -> list[float] | None:
 # undiscounted 30-step episodes, rewards x10 in the critic target, the policy mean's output layer initialised
 # x0.01. Alone they rescued the tuning seeds 3 and 10 but not the held-out seeds (session 11); with the
 # pretraining Lagrangian (--pretrain-set pretrain_lagrangian=true) they learn on all ten held-out seeds and are
-# the Tune pipeline's DrunkSpider defaults (tune_configs/drunk_spider.yaml). This script keeps the recorded
-# rows' RLlib SAC settings unless --authors-sac is given.
+# the Tune pipeline's DrunkSpider defaults (tune_configs/drunk_spider.yaml), with the pretraining's
+# failure_penalty: below_timeout (--pretrain-env-set failure_penalty=below_timeout here; departure 6). This
+# script keeps the recorded rows' RLlib SAC settings unless --authors-sac is given.
 AUTHORS_SAC = {"gamma": 1.0, "reward_scale": 10.0, "policy_mean_init_scale": 0.01}
 # drunk_spider.yaml's pretraining Lagrangian (docs/sqrl_vs_paper.md, departure 5).
 PRETRAIN_LAGRANGIAN = {"pretrain_lagrangian": True, "nu_lr": 0.003}

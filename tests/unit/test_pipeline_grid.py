@@ -268,7 +268,8 @@ def test_bad_method_config_is_refused_before_ray_starts(override, message):
 
 def test_drunk_spider_pretrains_with_the_authors_sac_and_the_lagrangian_for_sqrl_only():
     """drunk_spider.yaml's issue-21 defaults: the authors' SAC settings for every method, the pretraining
-    Lagrangian for SQRL (a method without a safety critic switches it off), noise randomised in pretraining."""
+    Lagrangian for SQRL (a method without a safety critic switches it off), noise randomised in pretraining,
+    failure_penalty below_timeout in pretraining only."""
     experiment = prepare_experiment("drunk_spider", [], False, None, seeds=[1], methods=["sqrl", "sac"])
     pre = {v["method"]: v for v in _variants(pretrain_config(experiment, [1]))}
     fine = {v["method"]: v for v in _variants(finetune_config(experiment, [1], CHECKPOINTS))}
@@ -280,6 +281,10 @@ def test_drunk_spider_pretrains_with_the_authors_sac_and_the_lagrangian_for_sqrl
     levels = pre["sqrl"]["env_config"]["action_noise_levels"]
     assert len(levels) == 10 and min(levels) == 0.0 and max(levels) == 0.4
     assert "action_noise_levels" not in fine["sqrl"]["env_config"]
+    # Failing never pays better than a timeout in pretraining, for every method; fine-tuning keeps the
+    # authors' shaping (the paper's finetune task).
+    assert all(v["env_config"]["failure_penalty"] == "below_timeout" for v in pre.values())
+    assert all("failure_penalty" not in v["env_config"] for v in fine.values())
 
 
 def test_finetune_grid_crosses_eps_safe_gamma_safe_and_seeds_and_each_trial_gets_its_values():
