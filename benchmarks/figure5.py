@@ -12,6 +12,12 @@ quantity at the start of each route. eps_safe 0.05 must read the bridge as unsaf
 
     python benchmarks/figure5.py gamma [--episodes 20000]
 
+``critic CHECKPOINT...``: the mechanism behind the dial, in a pretrained checkpoint (fine-tuning keeps Q_safe
+frozen): Q_safe at the start of each route for the action straight up it and for K samples of pi there,
+with the share of samples the mask keeps at eps_safe 0.05 and 0.2.
+
+    python benchmarks/figure5.py critic RUN_DIR/pretrain_checkpoints/...  [--num-action-samples 100]
+
 ``plot RUN_DIR``: after ``python -m sqrl_rllib.tune figure5``, draws the map with the trajectories of each
 fine-tuned SQRL trial's deterministic masked policy (one colour per eps_safe, one line per seed) and prints
 the share of evaluation episodes that cross the bridge (rows 2-5 entered at col 3-4), per eps_safe.
@@ -131,12 +137,57 @@ def plot(run_dir: pathlib.Path, episodes: int, out: pathlib.Path) -> None:
     print(f"wrote {out}")
 
 
+def critic_at_routes(checkpoint: str, k: int = 100, seed: int = 0) -> dict[str, dict[str, float]]:
+    """What a checkpoint's Q_safe reads at the start of each route (``BRIDGE[0]``, ``AROUND[0]``): for the
+    action straight up the route (``up``) and for K samples of pi there (mean, and the share of samples below
+    0.05 and below 0.2, i.e. what the fine-tuning mask keeps at figure 5's two eps_safe), and pi's
+    deterministic action there (``pi_heading``, (d_row, d_col))."""
+    import torch
+    from critic_calibration import load_module
+
+    module = load_module(checkpoint)
+    torch.manual_seed(seed)
+    out = {}
+    for name, route in (("bridge", BRIDGE), ("around", AROUND)):
+        obs = torch.tensor([route[0]], dtype=torch.float32)
+        with torch.no_grad():
+            up = module.q_safe(obs, torch.tensor([[[1.0, 0.0]]]))[0, 0]
+            dist_inputs = module.policy.distribution_inputs(obs)
+            samples, _ = module.sample_candidates(dist_inputs, k)
+            q = module.q_safe(obs, samples)[0]
+            heading = torch.tanh(dist_inputs.chunk(2, dim=-1)[0])[0]
+        out[name] = {
+            "pi_heading": tuple(round(float(x), 2) for x in heading),
+            "up": float(up),
+            "pi_mean": float(q.mean()),
+            "pi_below_0.05": float((q < 0.05).float().mean()),
+            "pi_below_0.2": float((q < 0.2).float().mean()),
+        }
+    return out
+
+
+def critic_table(checkpoints: list[str], k: int) -> None:
+    """Print :func:`critic_at_routes` per checkpoint beside the Monte-Carlo truth of a scripted crossing."""
+    print("Q_safe at the start of each route ('up': the action straight up it; pi: K samples of the policy)")
+    print(f"{'checkpoint':<48} {'route':<7} {'up':>6} {'pi mean':>8} {'pi<0.05':>8} {'pi<0.2':>7}  pi heading")
+    for checkpoint in checkpoints:
+        for route, row in critic_at_routes(checkpoint, k).items():
+            print(
+                f"{checkpoint[-48:]:<48} {route:<7} {row['up']:>6.3f} {row['pi_mean']:>8.3f} "
+                f"{row['pi_below_0.05']:>8.2f} {row['pi_below_0.2']:>7.2f}  {row['pi_heading']}"
+            )
+    print("A scripted centred crossing fails with discounted probability ~0.053 (gamma_safe 0.99), the detour 0.000")
+
+
 def main() -> None:
-    """``gamma`` or ``plot``."""
+    """``gamma``, ``critic`` or ``plot``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("gamma", help="discounted failure probability of the two routes per gamma_safe")
     g.add_argument("--episodes", type=int, default=20000, help="Monte-Carlo episodes per route")
+    c = sub.add_parser("critic", help="what pretrained checkpoints' Q_safe reads at the start of each route")
+    c.add_argument("checkpoints", nargs="+", help="Algorithm checkpoints (e.g. a figure5 run's critic-fitted ones)")
+    c.add_argument("--num-action-samples", type=int, default=100, help="K samples of pi per state")
     p = sub.add_parser("plot", help="trajectories and crossing shares of a figure5 run")
     p.add_argument("run_dir", type=pathlib.Path, help="the pipeline's run directory (holds results.csv)")
     p.add_argument("--episodes", type=int, default=20, help="evaluation episodes per trial")
@@ -144,6 +195,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "gamma":
         gamma_table(args.episodes)
+    elif args.command == "critic":
+        critic_table(args.checkpoints, args.num_action_samples)
     else:
         plot(args.run_dir, args.episodes, args.out)
 

@@ -1,4 +1,4 @@
-"""figure5.yaml (issue 17's risk dial) runs end to end under --quick, and its plot script reads the run."""
+"""figure5.yaml (issue 17's risk dial) runs end to end under --quick, and its plot and critic scripts read the run."""
 
 import os
 import pathlib
@@ -47,3 +47,18 @@ def test_figure5_quick_runs_both_eps_from_one_pretraining_and_plots(tmp_path):
     results = [line for line in plot.stdout.splitlines() if line.startswith("RESULT")]
     assert [line.split()[1] for line in results] == ["eps_safe=0.05", "eps_safe=0.2"], plot.stdout
     assert out.stat().st_size > 10_000
+    # The mechanism probe reads the critic-fitted pretraining checkpoint the fine-tuning started from.
+    fitted = run_dir / "pretrain_critic_fit" / "seed_0"
+    critic = subprocess.run(
+        [sys.executable, str(SCRIPT), "critic", str(fitted), "--num-action-samples", "10"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert critic.returncode == 0, critic.stdout[-3000:] + critic.stderr[-3000:]
+    rows = [line.split() for line in critic.stdout.splitlines() if line.startswith(str(fitted)[-48:])]
+    assert [row[1] for row in rows] == ["bridge", "around"], critic.stdout
+    for row in rows:
+        up, pi_mean, below_05, below_2 = map(float, row[2:6])
+        assert 0.0 <= up <= 1.0 and 0.0 <= pi_mean <= 1.0 and 0.0 <= below_05 <= below_2 <= 1.0, row
