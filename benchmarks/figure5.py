@@ -10,7 +10,10 @@ bridge entrance the smaller gamma_safe is. This rolls out two scripted controlle
 quantity at the start of each route. eps_safe 0.05 must read the bridge as unsafe and the detour as safe, eps
 0.2 both as safe.
 
-    python benchmarks/figure5.py gamma [--episodes 20000]
+    python benchmarks/figure5.py gamma [--episodes 20000] [--noise-levels 0:0.4:10]
+
+With ``--noise-levels`` the estimates are averaged over those noise levels: figure5.yaml's pretraining
+randomises the noise and Q_safe does not observe it, so a calibrated critic reads that average.
 
 ``critic CHECKPOINT...``: the mechanism behind the dial, in a pretrained checkpoint (fine-tuning keeps Q_safe
 frozen): Q_safe at the start of each route for the action straight up it and for K samples of pi there,
@@ -55,9 +58,10 @@ def follow(env: DrunkSpiderEnv, waypoints: list[tuple[float, float]]) -> int | N
     return None
 
 
-def discounted_failure(waypoints, gammas, episodes: int, seed: int = 0) -> dict[float, float]:
-    """Monte-Carlo E[gamma^T * 1(failure at step T)] from ``waypoints[0]``, per gamma in ``gammas``."""
-    env = DrunkSpiderEnv(task="finetune", action_noise=NOISE, noise_type="gaussian")
+def discounted_failure(waypoints, gammas, episodes: int, seed: int = 0, noise: float = NOISE) -> dict[float, float]:
+    """Monte-Carlo E[gamma^T * 1(failure at step T)] from ``waypoints[0]``, per gamma in ``gammas``, under
+    Gaussian action noise of std ``noise``."""
+    env = DrunkSpiderEnv(task="finetune", action_noise=noise, noise_type="gaussian")
     env.reset(seed=seed)
     steps = []
     for _ in range(episodes):
@@ -67,11 +71,36 @@ def discounted_failure(waypoints, gammas, episodes: int, seed: int = 0) -> dict[
     return {g: float((g**fails).sum() / episodes) for g in gammas} | {1.0: len(fails) / episodes}
 
 
-def gamma_table(episodes: int) -> None:
-    """Print the routes' discounted failure probabilities per gamma_safe."""
+def parse_levels(text: str) -> list[float] | None:
+    """``--noise-levels``: ``LO:HI:N`` (N evenly spaced levels), a comma list, or ``""`` (none)."""
+    if not text:
+        return None
+    try:
+        if ":" in text:
+            low, high, count = text.split(":")
+            return np.linspace(float(low), float(high), int(count)).tolist()
+        return [float(x) for x in text.split(",")]
+    except ValueError as err:
+        raise SystemExit(f"--noise-levels: expected LO:HI:N or a comma-separated list, got {text!r}") from err
+
+
+def averaged_over_levels(waypoints, gammas, episodes: int, levels: list[float]) -> dict[float, float]:
+    """:func:`discounted_failure` averaged over the noise ``levels`` (``episodes`` each): what a calibrated
+    critic reads when pretraining randomises the noise over ``levels`` and the critic does not observe it."""
+    runs = [discounted_failure(waypoints, gammas, episodes, seed=i, noise=lv) for i, lv in enumerate(levels)]
+    return {g: float(np.mean([run[g] for run in runs])) for g in runs[0]}
+
+
+def gamma_table(episodes: int, levels: list[float] | None = None) -> None:
+    """Print the routes' discounted failure probabilities per gamma_safe, at figure 5's noise or averaged
+    over ``levels``."""
     gammas = (0.65, 0.8, 0.9, 0.95, 0.99)
-    routes = {name: discounted_failure(w, gammas, episodes) for name, w in (("bridge", BRIDGE), ("around", AROUND))}
-    print(f"{'gamma_safe':>10} {'bridge':>8} {'around':>8}   (Monte Carlo, {episodes} episodes per route)")
+    routes = {
+        name: averaged_over_levels(w, gammas, episodes, levels) if levels else discounted_failure(w, gammas, episodes)
+        for name, w in (("bridge", BRIDGE), ("around", AROUND))
+    }
+    where = f"averaged over noise levels {[round(x, 3) for x in levels]}" if levels else f"noise {NOISE}"
+    print(f"{'gamma_safe':>10} {'bridge':>8} {'around':>8}   (Monte Carlo, {episodes} episodes per route, {where})")
     for g in (*gammas, 1.0):
         print(f"{g:>10} {routes['bridge'][g]:>8.4f} {routes['around'][g]:>8.4f}")
 
@@ -184,7 +213,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("gamma", help="discounted failure probability of the two routes per gamma_safe")
-    g.add_argument("--episodes", type=int, default=20000, help="Monte-Carlo episodes per route")
+    g.add_argument("--episodes", type=int, default=20000, help="Monte-Carlo episodes per route (and noise level)")
+    g.add_argument(
+        "--noise-levels",
+        default="",
+        help="LO:HI:N or a comma list: average over these Gaussian noise levels (figure5.yaml's pretraining: "
+        "0:0.4:10) instead of figure 5's fixed 0.2",
+    )
     c = sub.add_parser("critic", help="what pretrained checkpoints' Q_safe reads at the start of each route")
     c.add_argument("checkpoints", nargs="+", help="Algorithm checkpoints (e.g. a figure5 run's critic-fitted ones)")
     c.add_argument("--num-action-samples", type=int, default=100, help="K samples of pi per state")
@@ -194,7 +229,7 @@ def main() -> None:
     p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("docs/img/figure5.png"), help="the figure")
     args = parser.parse_args()
     if args.command == "gamma":
-        gamma_table(args.episodes)
+        gamma_table(args.episodes, parse_levels(args.noise_levels))
     elif args.command == "critic":
         critic_table(args.checkpoints, args.num_action_samples)
     else:

@@ -33,8 +33,8 @@ def test_figure5_quick_runs_both_eps_from_one_pretraining_and_plots(tmp_path):
     run_dir = tmp_path / "figure5_quick"
     table = pd.read_csv(run_dir / "results.csv")
     finetune = table[table["stage"] == "finetune"]
-    assert sorted(finetune["eps_safe"]) == [0.05, 0.2] and set(finetune["gamma_safe"]) == {0.99}
-    assert (table.loc[table["stage"] == "pretrain", "gamma_safe"] == 0.99).all()
+    assert sorted(finetune["eps_safe"]) == [0.05, 0.2] and set(finetune["gamma_safe"]) == {0.65}
+    assert (table.loc[table["stage"] == "pretrain", "gamma_safe"] == 0.65).all()
     out = tmp_path / "figure5.png"
     plot = subprocess.run(
         [sys.executable, str(SCRIPT), "plot", str(run_dir), "--episodes", "2", "--out", str(out)],

@@ -4,9 +4,12 @@ import pathlib
 import sys
 
 import pytest
+import yaml
+
+import sqrl_rllib
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[2] / "benchmarks"))
-from figure5 import AROUND, BRIDGE, crosses, discounted_failure  # noqa: E402
+from figure5 import AROUND, BRIDGE, averaged_over_levels, crosses, discounted_failure, parse_levels  # noqa: E402
 
 
 def test_bridge_crossing_fails_about_six_percent_and_the_detour_never():
@@ -24,3 +27,21 @@ def test_crosses_means_entering_the_lava_rows_on_the_bridge():
     assert crosses([(0.0, 3.0), (1.5, 3.5), (2.5, 3.5)])
     assert not crosses([(0.0, 3.0), (1.5, 1.0), (3.5, 1.0), (6.5, 1.0)])
     assert not crosses([(0.0, 3.0), (1.9, 3.5)])  # below the lava rows
+
+
+def test_under_randomised_pretraining_noise_the_bridge_reads_between_the_two_eps_at_gamma_safe_065():
+    """figure5.yaml's gamma_safe: pretraining randomises the noise over [0, 0.4] unseen by Q_safe, so a
+    calibrated critic reads the average over the levels; at 0.65 it lies between eps 0.05 and 0.2 with room
+    (measured 0.117 with 20000 episodes per level), at 0.99 on eps 0.2 itself (0.203); the detour stays safe."""
+    levels = parse_levels("0:0.4:10")
+    bridge = averaged_over_levels(BRIDGE, (0.65, 0.99), 400, levels)
+    around = averaged_over_levels(AROUND, (0.65,), 200, levels)
+    assert 0.08 < bridge[0.65] < 0.15, bridge
+    assert bridge[0.99] > 0.17, bridge
+    assert around[0.65] < 0.02, around
+    # The shipped experiment uses that gamma_safe in both stages and the levels measured here.
+    shipped = pathlib.Path(sqrl_rllib.__file__).parent / "tune_configs" / "figure5.yaml"
+    experiment = yaml.safe_load(shipped.read_text())
+    assert experiment["pretrain"]["sqrl"]["gamma_safe"] == 0.65
+    assert experiment["finetune"]["grid"]["gamma_safe"] == [0.65]
+    assert experiment["pretrain"]["env_config"]["action_noise_levels"] == pytest.approx(levels)
