@@ -50,7 +50,7 @@ def test_figure5_quick_runs_both_eps_from_one_pretraining_and_plots(tmp_path):
     # The mechanism probe reads the critic-fitted pretraining checkpoint the fine-tuning started from.
     fitted = run_dir / "pretrain_critic_fit" / "seed_0"
     critic = subprocess.run(
-        [sys.executable, str(SCRIPT), "critic", str(fitted), "--num-action-samples", "10"],
+        [sys.executable, str(SCRIPT), "critic", str(fitted), "--num-action-samples", "10", "--rollouts", "2"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -62,3 +62,5 @@ def test_figure5_quick_runs_both_eps_from_one_pretraining_and_plots(tmp_path):
     for row in rows:
         up, pi_mean, below_05, below_2 = map(float, row[2:6])
         assert 0.0 <= up <= 1.0 and 0.0 <= pi_mean <= 1.0 and 0.0 <= below_05 <= below_2 <= 1.0, row
+    truths = [float(line.split()[-1]) for line in critic.stdout.splitlines() if "up, then pi" in line]
+    assert len(truths) == 2 and all(0.0 <= t <= 1.0 for t in truths), critic.stdout
