@@ -28,7 +28,6 @@ import json
 import pathlib
 import tempfile
 
-import numpy as np
 import pandas as pd
 import ray
 import yaml
@@ -37,7 +36,7 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 from sqrl_rllib.algorithms.sqrl import SQRLConfig
 from sqrl_rllib.algorithms.sqrl.keys import SQRL_KEYS, check_sqrl_keys, sqrl_defaults
 from sqrl_rllib.algorithms.sqrl.offline import fit_checkpoint_safety_critic
-from sqrl_rllib.envs.drunk_spider import DrunkSpiderEnv
+from sqrl_rllib.envs.drunk_spider import DrunkSpiderEnv, parse_noise_levels
 from sqrl_rllib.envs.rllib import register_rllib_envs
 
 # Fine-tuning methods: SQRL (mask + Lagrangian, Q_safe frozen), SQRL-online (Q_safe keeps training on the
@@ -80,15 +79,10 @@ def sets_name(overrides: dict) -> str:
 
 def noise_levels(text: str) -> list[float] | None:
     """Parse ``--pretrain-noise-levels``: ``LO:HI:N`` (N evenly spaced levels), a comma list, or ``""`` (none)."""
-    if not text:
-        return None
     try:
-        if ":" in text:
-            low, high, count = text.split(":")
-            return np.linspace(float(low), float(high), int(count)).tolist()
-        return [float(x) for x in text.split(",")]
+        return parse_noise_levels(text)
     except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected LO:HI:N or a comma-separated list, got {text!r}") from err
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 # The SQRL authors' SAC settings for DrunkSpider (their sqrl_point_mass.gin over sac_safe_online.gin):

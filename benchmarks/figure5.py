@@ -35,7 +35,7 @@ import pathlib
 
 import numpy as np
 
-from sqrl_rllib.envs.drunk_spider import GOAL, LAVA_ROWS, DrunkSpiderEnv
+from sqrl_rllib.envs.drunk_spider import GOAL, LAVA_ROWS, DrunkSpiderEnv, parse_noise_levels
 
 # Waypoints (row, col) of the two scripted routes, from the cell below the lava rows.
 BRIDGE = [(1.5, 3.5), (6.5, 3.5), GOAL]
@@ -73,15 +73,10 @@ def discounted_failure(waypoints, gammas, episodes: int, seed: int = 0, noise: f
 
 def parse_levels(text: str) -> list[float] | None:
     """``--noise-levels``: ``LO:HI:N`` (N evenly spaced levels), a comma list, or ``""`` (none)."""
-    if not text:
-        return None
     try:
-        if ":" in text:
-            low, high, count = text.split(":")
-            return np.linspace(float(low), float(high), int(count)).tolist()
-        return [float(x) for x in text.split(",")]
+        return parse_noise_levels(text)
     except ValueError as err:
-        raise SystemExit(f"--noise-levels: expected LO:HI:N or a comma-separated list, got {text!r}") from err
+        raise SystemExit(f"--noise-levels: {err}") from err
 
 
 def averaged_over_levels(waypoints, gammas, episodes: int, levels: list[float]) -> dict[float, float]:

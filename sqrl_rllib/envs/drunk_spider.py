@@ -46,6 +46,20 @@ NOISE_TYPES = ("uniform", "gaussian")
 FAILURE_PENALTIES = ("authors", "below_timeout")
 
 
+def parse_noise_levels(text: str) -> list[float] | None:
+    """Noise levels written ``LO:HI:N`` (N evenly spaced levels, e.g. ``0:0.4:10``, the authors' pretraining
+    randomisation), as a comma list, or ``""`` (none, returned as None); raises ValueError otherwise."""
+    if not text:
+        return None
+    try:
+        if ":" in text:
+            low, high, count = text.split(":")
+            return np.linspace(float(low), float(high), int(count)).tolist()
+        return [float(x) for x in text.split(",")]
+    except ValueError as err:
+        raise ValueError(f"expected LO:HI:N or a comma-separated list, got {text!r}") from err
+
+
 def is_lava(row: float, col: float) -> bool:
     """True when the continuous position (row, col) lies in a lava cell."""
     return int(math.floor(row)) in LAVA_ROWS and int(math.floor(col)) in LAVA_COLS
