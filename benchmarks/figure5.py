@@ -19,7 +19,7 @@ randomises the noise and Q_safe does not observe it, so a calibrated critic read
 frozen): Q_safe at the start of each route for the action straight up it and for K samples of pi there,
 with the share of samples the mask keeps at eps_safe 0.05 and 0.2.
 
-    python benchmarks/figure5.py critic RUN_DIR/pretrain_checkpoints/...  [--num-action-samples 100]
+    python benchmarks/figure5.py critic RUN_DIR/pretrain_critic_fit/seed_S ... [--rollouts 300]
 
 ``plot RUN_DIR``: after ``python -m sqrl_rllib.tune figure5``, draws the map with the trajectories of each
 fine-tuned SQRL trial's deterministic masked policy (one colour per eps_safe, one line per seed) and prints
@@ -161,15 +161,13 @@ def plot(run_dir: pathlib.Path, episodes: int, out: pathlib.Path) -> None:
     print(f"wrote {out}")
 
 
-def critic_at_routes(checkpoint: str, k: int = 100, seed: int = 0) -> dict[str, dict[str, float]]:
-    """What a checkpoint's Q_safe reads at the start of each route (``BRIDGE[0]``, ``AROUND[0]``): for the
-    action straight up the route (``up``) and for K samples of pi there (mean, and the share of samples below
-    0.05 and below 0.2, i.e. what the fine-tuning mask keeps at figure 5's two eps_safe), and pi's
-    deterministic action there (``pi_heading``, (d_row, d_col))."""
+def critic_at_routes(module, k: int = 100, seed: int = 0) -> dict[str, dict[str, float]]:
+    """What the SQRL RLModule ``module``'s Q_safe reads at the start of each route (``BRIDGE[0]``,
+    ``AROUND[0]``): for the action straight up the route (``up``) and for K samples of pi there (mean, and
+    the share of samples below 0.05 and below 0.2, i.e. what the fine-tuning mask keeps at figure 5's two
+    eps_safe), and pi's deterministic action there (``pi_heading``, (d_row, d_col))."""
     import torch
-    from critic_calibration import load_module
 
-    module = load_module(checkpoint)
     torch.manual_seed(seed)
     out = {}
     for name, route in (("bridge", BRIDGE), ("around", AROUND)):
@@ -194,6 +192,7 @@ def up_then_pi(module, route, gamma_safe: float, episodes: int, levels: list[flo
     """Monte Carlo of what Q_safe(route start, up) estimates: the action straight up, then pi's own samples
     (unmasked, as in the safety target), E[gamma_safe^T * failure] averaged over the noise ``levels``."""
     import torch
+    from critic_calibration import choose_actions
 
     generator = torch.Generator().manual_seed(seed)
     values = []
@@ -213,11 +212,7 @@ def up_then_pi(module, route, gamma_safe: float, episodes: int, levels: list[flo
                 alive[j] = not (terminated or truncated)
             if not alive.any():
                 break
-            with torch.no_grad():
-                dist_inputs = module.policy.distribution_inputs(torch.as_tensor(obs, dtype=torch.float32))
-                mean, log_std = dist_inputs.chunk(2, dim=-1)
-                noise = torch.randn(mean.shape, generator=generator)
-                actions = torch.tanh(mean + log_std.exp() * noise).numpy()
+            actions = choose_actions(module, obs, 1, 1.0, False, generator)
         values.append(discounted.mean())
     return float(np.mean(values))
 
@@ -226,16 +221,16 @@ def critic_table(checkpoints: list[str], k: int, rollouts: int = 0, gamma_safe: 
     """Print :func:`critic_at_routes` per checkpoint beside the Monte-Carlo truth of a scripted crossing."""
     print("Q_safe at the start of each route ('up': the action straight up it; pi: K samples of the policy)")
     print(f"{'checkpoint':<48} {'route':<7} {'up':>6} {'pi mean':>8} {'pi<0.05':>8} {'pi<0.2':>7}  pi heading")
+    from critic_calibration import load_module
+
     for checkpoint in checkpoints:
-        for route, row in critic_at_routes(checkpoint, k).items():
+        module = load_module(checkpoint)
+        for route, row in critic_at_routes(module, k).items():
             print(
                 f"{checkpoint[-48:]:<48} {route:<7} {row['up']:>6.3f} {row['pi_mean']:>8.3f} "
                 f"{row['pi_below_0.05']:>8.2f} {row['pi_below_0.2']:>7.2f}  {row['pi_heading']}"
             )
         if rollouts:
-            from critic_calibration import load_module
-
-            module = load_module(checkpoint)
             levels = parse_levels("0:0.4:10")
             for route_name, route in (("bridge", BRIDGE), ("around", AROUND)):
                 truth = up_then_pi(module, route, gamma_safe, rollouts, levels)
