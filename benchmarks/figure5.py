@@ -1,6 +1,6 @@
 """Figure 5, the risk dial: eps_safe decides whether SQRL crosses DrunkSpider's bridge or goes around.
 
-Two subcommands.
+Four subcommands.
 
 ``gamma``: why figure5.yaml's gamma_safe. Q_safe estimates E[gamma_safe^T] for the failure step T (the
 discounted failure probability), so a crossing risk spread over the bridge's steps reads smaller at the
@@ -20,6 +20,12 @@ frozen): Q_safe at the start of each route for the action straight up it and for
 with the share of samples the mask keeps at eps_safe 0.05 and 0.2.
 
     python benchmarks/figure5.py critic RUN_DIR/pretrain_critic_fit/seed_S ... [--rollouts 300]
+
+``routes``: whether the bridge pays. Whole fine-tuning episodes of scripted controllers from the start, up
+the bridge and around either pit: mean return, failure rate and length. The mask can only remove actions,
+so eps_safe 0.2 can make SQRL cross only where crossing out-earns the detour.
+
+    python benchmarks/figure5.py routes [--episodes 4000] [--noise 0.2] [--failure-penalty authors]
 
 ``plot RUN_DIR``: after ``python -m sqrl_rllib.tune figure5``, draws the map with the trajectories of each
 fine-tuned SQRL trial's deterministic masked policy (one colour per eps_safe, one line per seed) and prints
@@ -41,21 +47,30 @@ from sqrl_rllib.envs.drunk_spider import GOAL, LAVA_ROWS, DrunkSpiderEnv, parse_
 BRIDGE = [(1.5, 3.5), (6.5, 3.5), GOAL]
 AROUND = [(1.5, 1.0), (6.5, 1.0), GOAL]
 NOISE = 0.2
+# Whole routes from the start (0, 3): up the bridge centre, and around the lava on either side as close
+# to it as the noise allows (col 1.3: 0.7 from the left pit's edge; col 5.7 on the right).
+FROM_START = {
+    "bridge": [(1.5, 3.5), (6.0, 3.5), GOAL],
+    "around left": [(1.5, 1.3), (6.5, 1.3), GOAL],
+    "around right": [(1.5, 5.7), (6.5, 5.7), GOAL],
+}
 
 
-def follow(env: DrunkSpiderEnv, waypoints: list[tuple[float, float]]) -> int | None:
-    """Drive ``env`` through ``waypoints`` (full speed towards the next one); the step of a failure, or None."""
-    target = 0
+def follow(env: DrunkSpiderEnv, waypoints: list[tuple[float, float]]) -> tuple[int | None, float, int]:
+    """Drive ``env`` through ``waypoints`` (full speed towards the next one) until the episode ends: the step
+    of a failure (or None), the episode's return and its length."""
+    target, total = 0, 0.0
     for t in range(env.max_episode_steps):
         pos = env.unwrapped._pos
         while target < len(waypoints) - 1 and np.linalg.norm(np.subtract(waypoints[target], pos)) < 0.3:
             target += 1
-        _, _, terminated, truncated, info = env.step(np.clip(np.subtract(waypoints[target], pos), -1.0, 1.0))
+        _, reward, terminated, truncated, info = env.step(np.clip(np.subtract(waypoints[target], pos), -1.0, 1.0))
+        total += reward
         if info["failure"]:
-            return t
+            return t, total, t + 1
         if terminated or truncated:
-            return None
-    return None
+            return None, total, t + 1
+    return None, total, env.max_episode_steps
 
 
 def discounted_failure(waypoints, gammas, episodes: int, seed: int = 0, noise: float = NOISE) -> dict[float, float]:
@@ -66,9 +81,43 @@ def discounted_failure(waypoints, gammas, episodes: int, seed: int = 0, noise: f
     steps = []
     for _ in range(episodes):
         env.reset(options={"position": waypoints[0]})
-        steps.append(follow(env, waypoints[1:]))
+        steps.append(follow(env, waypoints[1:])[0])
     fails = np.array([t for t in steps if t is not None], dtype=float)
     return {g: float((g**fails).sum() / episodes) for g in gammas} | {1.0: len(fails) / episodes}
+
+
+def route_outcomes(waypoints, episodes: int, seed: int = 0, noise: float = NOISE, **env_config) -> dict[str, float]:
+    """Whole fine-tuning episodes from the start along ``waypoints``: mean return, mean return of the
+    episodes that did not fail, failure rate and mean length (Gaussian noise ``noise``; ``env_config``
+    passes other DrunkSpider keys, e.g. ``failure_penalty``)."""
+    env = DrunkSpiderEnv(task="finetune", action_noise=noise, noise_type="gaussian", **env_config)
+    env.reset(seed=seed)
+    outcomes = []
+    for _ in range(episodes):
+        env.reset()
+        outcomes.append(follow(env, waypoints))
+    failed = np.array([t is not None for t, _, _ in outcomes])
+    returns = np.array([r for _, r, _ in outcomes])
+    return {
+        "return": float(returns.mean()),
+        "return_if_no_failure": float(returns[~failed].mean()) if (~failed).any() else float("nan"),
+        "failure_rate": float(failed.mean()),
+        "steps": float(np.mean([n for _, _, n in outcomes])),
+    }
+
+
+def routes_table(episodes: int, noise: float = NOISE, **env_config) -> dict[str, dict[str, float]]:
+    """Print and return :func:`route_outcomes` for the bridge and the detours (FROM_START)."""
+    print(f"scripted routes from the start, {episodes} episodes each, Gaussian noise {noise:g} {env_config or ''}")
+    print(f"{'route':<14} {'return':>7} {'if no failure':>14} {'failure rate':>13} {'steps':>6}")
+    table = {}
+    for name, waypoints in FROM_START.items():
+        row = table[name] = route_outcomes(waypoints, episodes, noise=noise, **env_config)
+        print(
+            f"{name:<14} {row['return']:>7.2f} {row['return_if_no_failure']:>14.2f} "
+            f"{row['failure_rate']:>13.3f} {row['steps']:>6.1f}"
+        )
+    return table
 
 
 def parse_levels(text: str) -> list[float] | None:
@@ -217,8 +266,11 @@ def up_then_pi(module, route, gamma_safe: float, episodes: int, levels: list[flo
     return float(np.mean(values))
 
 
-def critic_table(checkpoints: list[str], k: int, rollouts: int = 0, gamma_safe: float = 0.65) -> None:
-    """Print :func:`critic_at_routes` per checkpoint beside the Monte-Carlo truth of a scripted crossing."""
+def critic_table(
+    checkpoints: list[str], k: int, rollouts: int = 0, gamma_safe: float = 0.65, levels: str = "0:0.4:10"
+) -> None:
+    """Print :func:`critic_at_routes` per checkpoint beside the Monte-Carlo truth of a scripted crossing
+    (with ``rollouts``: of 'up, then pi' under the pretraining's noise ``levels``, LO:HI:N or a list)."""
     print("Q_safe at the start of each route ('up': the action straight up it; pi: K samples of the policy)")
     print(f"{'checkpoint':<48} {'route':<7} {'up':>6} {'pi mean':>8} {'pi<0.05':>8} {'pi<0.2':>7}  pi heading")
     from critic_calibration import load_module
@@ -231,14 +283,12 @@ def critic_table(checkpoints: list[str], k: int, rollouts: int = 0, gamma_safe: 
                 f"{row['pi_below_0.05']:>8.2f} {row['pi_below_0.2']:>7.2f}  {row['pi_heading']}"
             )
         if rollouts:
-            levels = parse_levels("0:0.4:10")
             for route_name, route in (("bridge", BRIDGE), ("around", AROUND)):
-                truth = up_then_pi(module, route, gamma_safe, rollouts, levels)
-                print(f"  {route_name}: up, then pi, Monte Carlo over the pretraining noise levels: {truth:.3f}")
+                truth = up_then_pi(module, route, gamma_safe, rollouts, parse_levels(levels))
+                print(f"  {route_name}: up, then pi, Monte Carlo over noise levels {levels}: {truth:.3f}")
     print(
-        "A scripted centred crossing, averaged over figure5.yaml's pretraining noise levels, fails with discounted "
-        "probability 0.118 at gamma_safe 0.65 (0.205 at 0.99), the detour 0.003 (figure5.py gamma --noise-levels "
-        "0:0.4:10); Q_safe reads the risk of following pi after the action, so a pi that turns back reads higher"
+        "Q_safe reads the risk of following pi after the action, so a pi that turns back on the bridge reads "
+        "higher than a crossing; `figure5.py gamma` gives a scripted centred crossing's reading per gamma_safe"
     )
 
 
@@ -265,6 +315,16 @@ def main() -> None:
         "discounted failure of 'up, then pi' over figure5.yaml's pretraining noise levels 0:0.4:10",
     )
     c.add_argument("--gamma-safe", type=float, default=0.65, help="the checkpoint's gamma_safe, for --rollouts")
+    c.add_argument(
+        "--noise-levels",
+        default="0:0.4:10",
+        help="the checkpoint's pretraining noise, for --rollouts: LO:HI:N or a comma list (default figure5.yaml's "
+        "randomised 0:0.4:10; a fixed noise is one level, e.g. 0.2)",
+    )
+    r = sub.add_parser("routes", help="return and failure rate of the bridge and the detours, scripted")
+    r.add_argument("--episodes", type=int, default=4000, help="Monte-Carlo episodes per route")
+    r.add_argument("--noise", type=float, default=NOISE, help="Gaussian action noise std (figure 5: 0.2)")
+    r.add_argument("--failure-penalty", default="authors", help="DrunkSpider failure_penalty (authors | below_timeout)")
     p = sub.add_parser("plot", help="trajectories and crossing shares of a figure5 run")
     p.add_argument("run_dir", type=pathlib.Path, help="the pipeline's run directory (holds results.csv)")
     p.add_argument("--episodes", type=int, default=20, help="evaluation episodes per trial")
@@ -272,8 +332,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "gamma":
         gamma_table(args.episodes, parse_levels(args.noise_levels))
+    elif args.command == "routes":
+        routes_table(args.episodes, args.noise, failure_penalty=args.failure_penalty)
     elif args.command == "critic":
-        critic_table(args.checkpoints, args.num_action_samples, args.rollouts, args.gamma_safe)
+        critic_table(args.checkpoints, args.num_action_samples, args.rollouts, args.gamma_safe, args.noise_levels)
     else:
         plot(args.run_dir, args.episodes, args.out)
 

@@ -15,6 +15,15 @@ committed seeds into one table (mean and std over seeds per method and stage):
 
     python benchmarks/methods.py merge [--experiment minitaur_velocity]
 
+Each finished seed also leaves its learning curves (env steps, return, cumulative failures and episodes per
+iteration of every trial) in ``results/methods/curves_seed_S.csv``; ``plot`` draws the paper's figure 4 and
+7 (fine-tuning return and cumulative failures) and 8-9 (the same in pretraining) from the committed curves,
+one line per method (the mean over seeds) with a band from the lowest to the highest seed:
+
+    python benchmarks/methods.py plot [--experiment minitaur_velocity] [--out docs/img/methods_drunk_spider.png]
+
+``curves RUN_DIR --seed S`` writes the curves CSV of a run made before this existed (or by hand).
+
 A reduced budget, stated in the CSV's env_steps column, e.g. SQRL vs SAC on Minitaur:
 
     python benchmarks/methods.py run --experiment minitaur_velocity --methods sqrl,sac --seed 0 \
@@ -32,11 +41,25 @@ import sys
 
 import pandas as pd
 
+from sqrl_rllib import pipeline
+
 ROOT = pathlib.Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "methods"
 METHODS = "sqrl,sac,esac,wcpg,rs,cpo"
 # Columns averaged over seeds in the merged table (those of the pipeline's results.csv that are numbers).
 SUMMARY = ["failures", "episodes", "failure_rate", "final_return", "env_steps"]
+# A trial's progress.csv column -> the curves CSV's column.
+CURVE_COLUMNS = {
+    pipeline.STEPS_KEY: "env_steps",
+    pipeline.RETURN_KEY: "episode_return",
+    pipeline.FAILURES_KEY: "cumulative_failures",
+    pipeline.EPISODES_KEY: "cumulative_episodes",
+}
+# (column, y label, the paper's figure for pretraining and for fine-tuning) of each row of panels ``plot`` draws.
+PANELS = [
+    ("episode_return", "episode return (mean of last 20)", ("figure 8", "figure 4")),
+    ("cumulative_failures", "cumulative failures", ("figure 9", "figure 7")),
+]
 
 
 def stem(experiment: str) -> str:
@@ -59,7 +82,75 @@ def run(seed: int, storage: pathlib.Path, methods: str, extra: list[str], experi
         target = RESULTS / f"{stem(experiment)}seed_{seed}.csv"
         shutil.copy(table, target)
         print(f"wrote {target}", flush=True)
+        write_curves(storage / name, seed, experiment)
     return status
+
+
+def curves(run_dir: pathlib.Path) -> pd.DataFrame:
+    """Every trial's learning curve in a finished pipeline run: its results.csv rows joined to the
+    trials' progress.csv (one row per training iteration, CURVE_COLUMNS)."""
+    table = pd.read_csv(run_dir / "results.csv")
+    frames = []
+    for row in table[table["kind"] == "trial"].itertuples(index=False):
+        progress = pathlib.Path(row.trial_dir) / "progress.csv"
+        if not progress.exists():
+            raise SystemExit(f"{progress} is missing: the run's trial directories must still be there")
+        history = pd.read_csv(progress, usecols=lambda c: c in CURVE_COLUMNS)
+        frame = history.rename(columns=CURVE_COLUMNS).dropna(subset=["env_steps"])
+        for position, key in enumerate(("stage", "method", "eps_safe", "gamma_safe", "seed")):
+            frame.insert(position, key, int(row.seed) if key == "seed" else getattr(row, key))
+        frames.append(frame)
+    if not frames:
+        raise SystemExit(f"{run_dir / 'results.csv'} lists no trials")
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_curves(run_dir: pathlib.Path, seed: int, experiment: str = "drunk_spider") -> pathlib.Path:
+    """Write one seed's curves to RESULTS/{experiment_}curves_seed_S.csv (committed beside its results)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    target = RESULTS / f"{stem(experiment)}curves_seed_{seed}.csv"
+    curves(run_dir).to_csv(target, index=False, float_format="%.6g")
+    print(f"wrote {target}", flush=True)
+    return target
+
+
+def curve_bands(rows: pd.DataFrame, stage: str, column: str) -> dict[str, tuple]:
+    """Per method x grid point of ``stage``: ``pipeline.band`` of ``column`` over the seeds."""
+    rows = rows[rows["stage"] == stage]
+    groups: dict[str, list] = {}
+    for keys, trial in rows.groupby(["method", "eps_safe", "gamma_safe", "seed"], dropna=False):
+        curve = trial[["env_steps", column]].dropna().sort_values("env_steps")
+        if len(curve) < 2:
+            continue
+        method, eps, gamma, _ = keys
+        label = method + "".join(f" {k}={v:g}" for k, v in (("eps_safe", eps), ("gamma_safe", gamma)) if pd.notna(v))
+        groups.setdefault(label, []).append((curve["env_steps"].to_numpy(float), curve[column].to_numpy(float)))
+    return {label: pipeline.band(trials) for label, trials in sorted(groups.items())}
+
+
+def plot(experiment: str = "drunk_spider", out: pathlib.Path | None = None) -> pathlib.Path:
+    """Draw the committed seeds' curves: a row per PANELS entry, pretraining left and fine-tuning right."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = sorted(RESULTS.glob(f"{stem(experiment)}curves_seed_*.csv"))
+    if not files:
+        raise SystemExit(f"no curves in {RESULTS}: run `benchmarks/methods.py run --seed S` first")
+    rows = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    seeds = sorted(rows["seed"].unique().tolist())
+    fig, axes = plt.subplots(len(PANELS), 2, figsize=(12, 4 * len(PANELS)), squeeze=False)
+    for ax_row, (column, ylabel, figures) in zip(axes, PANELS, strict=True):
+        for ax, stage, figure in zip(ax_row, ("pretrain", "finetune"), figures, strict=True):
+            title = f"{experiment} {stage} (paper {figure}), seeds {','.join(map(str, seeds))}"
+            pipeline.draw_bands(ax, curve_bands(rows, stage, column), title, ylabel)
+    fig.tight_layout()
+    out = out or ROOT.parent / "docs" / "img" / f"methods_{experiment}.png"
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    print(f"wrote {out}", flush=True)
+    return out
 
 
 def merge(experiment: str = "drunk_spider") -> pd.DataFrame:
@@ -87,10 +178,23 @@ def main() -> None:
     one.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to the pipeline")
     both = sub.add_parser("merge", help="print the mean and std over the committed seeds")
     both.add_argument("--experiment", default="drunk_spider", help="whose per-seed CSVs to merge")
+    draw = sub.add_parser("plot", help="draw the committed seeds' learning curves (paper figures 4, 7, 8, 9)")
+    draw.add_argument("--experiment", default="drunk_spider", help="whose curves to draw")
+    draw.add_argument("--out", type=pathlib.Path, help="PNG path (default docs/img/methods_EXPERIMENT.png)")
+    extract = sub.add_parser("curves", help="write a finished run's curves CSV into results/methods/")
+    extract.add_argument("run_dir", type=pathlib.Path, help="the pipeline's run directory (has results.csv)")
+    extract.add_argument("--seed", type=int, required=True, help="the run's seed (names the CSV)")
+    extract.add_argument("--experiment", default="drunk_spider", help="the run's experiment (names the CSV)")
     args = parser.parse_args()
     if args.command == "run":
         extra = [arg for pair in args.set for arg in ("--set", pair)]
         raise SystemExit(run(args.seed, pathlib.Path(args.storage_path), args.methods, extra, args.experiment))
+    if args.command == "plot":
+        plot(args.experiment, args.out)
+        return
+    if args.command == "curves":
+        write_curves(args.run_dir, args.seed, args.experiment)
+        return
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(merge(args.experiment))
 

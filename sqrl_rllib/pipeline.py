@@ -597,14 +597,36 @@ def seed_curves(results: list[tuple[str, Any]], stage: str, key: str, points: in
         row = _row(stage, result)
         label = row["method"] + "".join(f" {c}={row[c]}" for c in ("eps_safe", "gamma_safe") if row[c] is not None)
         groups.setdefault(label, []).append((curve[STEPS_KEY].to_numpy(float), curve[key].to_numpy(float)))
-    out = {}
-    for label, curves in groups.items():
-        end = min(steps[-1] for steps, _ in curves)
-        grid = np.linspace(min(steps[0] for steps, _ in curves), end, points)
-        values = np.stack([np.interp(grid, steps, vals) for steps, vals in curves])
-        many = len(curves) > 1
-        out[label] = (grid, values.mean(0), values.min(0) if many else None, values.max(0) if many else None)
-    return out
+    return {label: band(curves, points) for label, curves in groups.items()}
+
+
+def band(curves: list[tuple[Any, Any]], points: int = 100) -> tuple:
+    """(steps, mean, low, high) of several (steps, values) curves of one metric, e.g. one per seed.
+
+    Each curve is interpolated onto ``points`` env-step values up to the shortest curve's last step, so
+    that seeds which stopped at different counts are compared where all of them have data; low / high
+    are the minimum and maximum over curves (None with one curve).
+    """
+    import numpy as np
+
+    end = min(steps[-1] for steps, _ in curves)
+    grid = np.linspace(min(steps[0] for steps, _ in curves), end, points)
+    values = np.stack([np.interp(grid, steps, vals) for steps, vals in curves])
+    many = len(curves) > 1
+    return grid, values.mean(0), values.min(0) if many else None, values.max(0) if many else None
+
+
+def draw_bands(ax, bands: dict[str, tuple], title: str, ylabel: str) -> None:
+    """Draw ``band`` results on a matplotlib axis: one line per label (the mean) and its low-high band."""
+    for label, (steps, mean, low, high) in bands.items():
+        (line,) = ax.plot(steps, mean, label=label)
+        if low is not None:
+            ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
+    ax.set_title(title)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel(ylabel)
+    if ax.lines:
+        ax.legend(fontsize=7)
 
 
 def write_outputs(table: pd.DataFrame, results: list[tuple[str, Any]], run_dir: str) -> dict[str, str]:
@@ -634,15 +656,7 @@ def write_outputs(table: pd.DataFrame, results: list[tuple[str, Any]], run_dir: 
     ):
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), squeeze=False)
         for ax, stage in zip(axes[0], ("pretrain", "finetune"), strict=True):
-            for label, (steps, mean, low, high) in seed_curves(results, stage, key).items():
-                (line,) = ax.plot(steps, mean, label=label)
-                if low is not None:
-                    ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
-            ax.set_title(stage)
-            ax.set_xlabel("env steps")
-            ax.set_ylabel(ylabel)
-            if ax.lines:
-                ax.legend(fontsize=7)
+            draw_bands(ax, seed_curves(results, stage, key), stage, ylabel)
         fig.tight_layout()
         paths[fname] = str(out / fname)
         fig.savefig(paths[fname], dpi=100)

@@ -42,3 +42,75 @@ def test_merge_without_results_says_what_to_run(tmp_path, monkeypatch):
     monkeypatch.setattr(methods, "RESULTS", tmp_path)
     with pytest.raises(SystemExit, match="run --seed S"):
         methods.merge()
+
+
+def fake_run(run_dir: pathlib.Path, seed: int) -> None:
+    """A finished pipeline run: results.csv rows pointing at trial directories with a progress.csv each."""
+    table = []
+    for stage, method, eps, slope in (
+        ("pretrain", "sqrl", 0.1, 1),
+        ("finetune", "sqrl", 0.1, 2),
+        ("finetune", "sac", None, 5),
+    ):
+        trial = run_dir / f"{stage}_{method}"
+        trial.mkdir(parents=True)
+        steps = [512 * (i + 1) for i in range(4)]
+        pd.DataFrame(
+            {
+                "training_iteration": range(1, 5),
+                "env_runners/num_env_steps_sampled_lifetime": steps,
+                "env_runners/episode_return_mean": [-10.0 + i for i in range(4)],
+                "sqrl/cumulative_failures": [slope * (i + seed) for i in range(4)],
+                "sqrl/cumulative_episodes": [10 * (i + 1) for i in range(4)],
+                "sqrl/nu": [0.5] * 4,  # not a curve column: left out
+            }
+        ).to_csv(trial / "progress.csv", index=False)
+        table.append(
+            {
+                "stage": stage,
+                "method": method,
+                "eps_safe": eps,
+                "gamma_safe": 0.65 if eps else None,
+                "seed": seed,
+                "kind": "trial",
+                "trial_dir": str(trial),
+            }
+        )
+    table.append({"stage": "finetune", "method": "sqrl", "kind": "mean"})  # summary rows carry no trial
+    pd.DataFrame(table).to_csv(run_dir / "results.csv", index=False)
+
+
+def test_curves_join_each_trials_progress_to_its_results_row(tmp_path, monkeypatch):
+    monkeypatch.setattr(methods, "RESULTS", tmp_path / "results")
+    fake_run(tmp_path / "run0", seed=0)
+    written = methods.write_curves(tmp_path / "run0", 0, "minitaur_velocity")
+    assert written.name == "minitaur_velocity_curves_seed_0.csv"
+    rows = pd.read_csv(written)
+    assert list(rows.columns[:5]) == ["stage", "method", "eps_safe", "gamma_safe", "seed"]
+    assert set(rows.columns[5:]) == {"env_steps", "episode_return", "cumulative_failures", "cumulative_episodes"}
+    sac = rows[(rows["stage"] == "finetune") & (rows["method"] == "sac")]
+    assert sac["cumulative_failures"].tolist() == [0, 5, 10, 15] and sac["eps_safe"].isna().all()
+    # The curves CSV is not a per-seed results CSV: merge must not read it.
+    assert not list((tmp_path / "results").glob("minitaur_velocity_seed_*.csv"))
+
+
+def test_curve_bands_average_the_seeds_and_plot_draws_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(methods, "RESULTS", tmp_path / "results")
+    for seed in (0, 2):
+        fake_run(tmp_path / f"run{seed}", seed)
+        methods.write_curves(tmp_path / f"run{seed}", seed)
+    rows = pd.concat(pd.read_csv(f) for f in sorted((tmp_path / "results").glob("curves_seed_*.csv")))
+    bands = methods.curve_bands(rows, "finetune", "cumulative_failures")
+    assert sorted(bands) == ["sac", "sqrl eps_safe=0.1 gamma_safe=0.65"]
+    steps, mean, low, high = bands["sac"]
+    # seed 0: 0, 5, 10, 15; seed 2: 10, 15, 20, 25 at 512..2048 steps
+    assert steps[0] == 512 and steps[-1] == 2048
+    assert mean[0] == pytest.approx(5) and low[-1] == pytest.approx(15) and high[-1] == pytest.approx(25)
+    out = methods.plot(out=tmp_path / "methods.png")
+    assert out.stat().st_size > 10_000
+
+
+def test_plot_without_curves_says_what_to_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(methods, "RESULTS", tmp_path)
+    with pytest.raises(SystemExit, match="run --seed S"):
+        methods.plot()
