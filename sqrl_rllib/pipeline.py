@@ -13,6 +13,7 @@ import math
 import os
 import pathlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pandas as pd
@@ -417,14 +418,27 @@ def run_pipeline(
 
     def stage(name: str, space_of_class) -> list:
         # One Tune run per config class (a Tuner runs one trainable, the class's Algorithm): SQRL's methods
-        # in RUN/<stage> as before, another class's (e.g. WCPG's) in RUN/<stage>_<algorithm name>.
-        results = []
+        # in RUN/<stage> as before, another class's (e.g. WCPG's) in RUN/<stage>_<algorithm name>. The runs
+        # go at the same time, sharing the cluster, so that a stage lasts its slowest trial rather than
+        # the sum of each class's slowest (ESAC's trial would otherwise leave CPUs idle while WCPG waits).
+        runs = []
         for config_class in stage_config_classes(experiment, name):
             config = space_of_class(config_class)
             run_name = name if config_class == SQRL_CONFIG else f"{name}_{config.algo_class.__name__.lower()}"
             run_config = _run_config(run_name, run_dir, experiment[name]["stop"], max_failures, verbose)
-            results += list(_fit(run_name, run_dir, config.algo_class, config, run_config, resume))
-        return results
+            runs.append((run_name, run_dir, config.algo_class, config, run_config, resume))
+        if len(runs) == 1:
+            return list(_fit(*runs[0]))
+        # Tune's trainable registry is not thread-safe: register each Algorithm class here, under the name
+        # Tune would give it, and hand the Tuners that name.
+        from ray import tune
+
+        for i, (run_name, base, algo_class, config, run_config, again) in enumerate(runs):
+            tune.register_trainable(algo_class.__name__, algo_class)
+            runs[i] = (run_name, base, algo_class.__name__, config, run_config, again)
+        with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix=f"sqrl-{name}") as pool:
+            futures = [pool.submit(_fit, *run) for run in runs]
+            return [result for future in futures for result in future.result()]
 
     seeds = experiment_seeds(experiment)
     pre_methods = pretraining_methods(experiment_methods(experiment))
