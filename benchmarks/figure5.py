@@ -293,16 +293,16 @@ def critic_table(
 
 
 def main() -> None:
-    """``gamma``, ``critic`` or ``plot``."""
+    """``gamma``, ``critic``, ``routes`` or ``plot``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("gamma", help="discounted failure probability of the two routes per gamma_safe")
     g.add_argument("--episodes", type=int, default=20000, help="Monte-Carlo episodes per route (and noise level)")
+    noise_levels = "LO:HI:N or a comma list of Gaussian noise levels"
     g.add_argument(
         "--noise-levels",
         default="",
-        help="LO:HI:N or a comma list: average over these Gaussian noise levels (figure5.yaml's pretraining: "
-        "0:0.4:10) instead of figure 5's fixed 0.2",
+        help=f"{noise_levels}: average over them (figure5.yaml's pretraining: 0:0.4:10) instead of figure 5's 0.2",
     )
     c = sub.add_parser("critic", help="what pretrained checkpoints' Q_safe reads at the start of each route")
     c.add_argument("checkpoints", nargs="+", help="Algorithm checkpoints (e.g. a figure5 run's critic-fitted ones)")
@@ -312,15 +312,10 @@ def main() -> None:
         type=int,
         default=0,
         help="also estimate, by this many rollouts per noise level, what Q_safe(start, up) should read: the "
-        "discounted failure of 'up, then pi' over figure5.yaml's pretraining noise levels 0:0.4:10",
+        "discounted failure of 'up, then pi' averaged over --noise-levels",
     )
     c.add_argument("--gamma-safe", type=float, default=0.65, help="the checkpoint's gamma_safe, for --rollouts")
-    c.add_argument(
-        "--noise-levels",
-        default="0:0.4:10",
-        help="the checkpoint's pretraining noise, for --rollouts: LO:HI:N or a comma list (default figure5.yaml's "
-        "randomised 0:0.4:10; a fixed noise is one level, e.g. 0.2)",
-    )
+    c.add_argument("--noise-levels", default="0:0.4:10", help=f"{noise_levels}: the checkpoint's pretraining noise")
     r = sub.add_parser("routes", help="return and failure rate of the bridge and the detours, scripted")
     r.add_argument("--episodes", type=int, default=4000, help="Monte-Carlo episodes per route")
     r.add_argument("--noise", type=float, default=NOISE, help="Gaussian action noise std (figure 5: 0.2)")
