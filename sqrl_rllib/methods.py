@@ -84,6 +84,10 @@ _ESAC = _NO_SAFETY | {"num_critics": 10, "critic_target_aggregate": "min"}
 # CPO normalises its advantages, so a reward scale would only inflate its value net's regression targets
 # (the experiments' reward_scale is SAC's entropy balance).
 _CPO = _NO_SAFETY | {"reward_scale": 1.0}
+# WCPG has no entropy term either, and its variance critic's targets grow with the reward's square: at
+# drunk_spider's reward_scale 10 (Q ~ -600) the actor saturated at "leave the map" within 3k steps on every
+# seed tried (0, 10), at 1.0 it learned to stay alive (tuning seed 10; benchmarks/README.md, "Method comparison").
+_WCPG = _NO_SAFETY | {"reward_scale": 1.0}
 
 METHODS: dict[str, Method] = {
     m.name: m
@@ -132,8 +136,8 @@ METHODS: dict[str, Method] = {
             "worst-case policy gradients: a deterministic actor maximising the CVaR of a Gaussian return model, "
             "risk level alpha ~ U(0.1, 1) per pretraining episode, fixed in fine-tuning (the paper's WCPG baseline).",
             pretrained_by="wcpg",
-            pretrain=_NO_SAFETY,
-            finetune=_NO_SAFETY,
+            pretrain=_WCPG,
+            finetune=_WCPG,
             safety_grid=False,
             critic_fit=False,
             config_class=WCPG_CONFIG,

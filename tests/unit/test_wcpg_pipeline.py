@@ -26,7 +26,10 @@ def test_wcpg_points_get_their_own_config_class_and_algorithm():
     assert sorted((v["method"], v["seed"]) for v in variants) == [("wcpg", 0), ("wcpg", 1)]
     # WCPG's own defaults survive the experiment's config (critic_lr 1e-4, no safety critic).
     assert all(v["critic_lr"] == 1e-4 and v["safety_critic"] is False and v["risk_level"] == 0.2 for v in variants)
+    # drunk_spider's SAC reward scale (10) is reset: at 10 WCPG's actor saturates at "leave the map".
+    assert all(v["reward_scale"] == 1.0 for v in variants)
     fine = _variants(finetune_config(experiment, [0, 1], CHECKPOINTS, WCPG_CONFIG))
+    assert all(v["reward_scale"] == 1.0 for v in fine)
     assert sorted((v["method"], v["pretrained_checkpoint"]) for v in fine) == [
         ("wcpg", CHECKPOINTS[("wcpg", 0)]),
         ("wcpg", CHECKPOINTS[("wcpg", 1)]),
