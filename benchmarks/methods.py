@@ -122,8 +122,7 @@ def curve_bands(rows: pd.DataFrame, stage: str, column: str) -> dict[str, tuple]
         curve = trial[["env_steps", column]].dropna().sort_values("env_steps")
         if len(curve) < 2:
             continue
-        method, eps, gamma, _ = keys
-        label = method + "".join(f" {k}={v:g}" for k, v in (("eps_safe", eps), ("gamma_safe", gamma)) if pd.notna(v))
+        label = pipeline.curve_label(*keys[:3])
         groups.setdefault(label, []).append((curve["env_steps"].to_numpy(float), curve[column].to_numpy(float)))
     return {label: pipeline.band(trials) for label, trials in sorted(groups.items())}
 

@@ -421,21 +421,20 @@ def run_pipeline(
         # in RUN/<stage> as before, another class's (e.g. WCPG's) in RUN/<stage>_<algorithm name>. The runs
         # go at the same time, sharing the cluster, so that a stage lasts its slowest trial rather than
         # the sum of each class's slowest (ESAC's trial would otherwise leave CPUs idle while WCPG waits).
+        # Tune's trainable registry is not thread-safe: each Algorithm class is registered here, in the
+        # driver's thread, under the name Tune would give it, and the Tuners get that name.
+        from ray import tune
+
         runs = []
         for config_class in stage_config_classes(experiment, name):
             config = space_of_class(config_class)
-            run_name = name if config_class == SQRL_CONFIG else f"{name}_{config.algo_class.__name__.lower()}"
+            trainable = config.algo_class.__name__
+            tune.register_trainable(trainable, config.algo_class)
+            run_name = name if config_class == SQRL_CONFIG else f"{name}_{trainable.lower()}"
             run_config = _run_config(run_name, run_dir, experiment[name]["stop"], max_failures, verbose)
-            runs.append((run_name, run_dir, config.algo_class, config, run_config, resume))
-        if len(runs) == 1:
+            runs.append((run_name, run_dir, trainable, config, run_config, resume))
+        if len(runs) == 1:  # in the driver's own thread, where Tune catches Ctrl+C and checkpoints
             return list(_fit(*runs[0]))
-        # Tune's trainable registry is not thread-safe: register each Algorithm class here, under the name
-        # Tune would give it, and hand the Tuners that name.
-        from ray import tune
-
-        for i, (run_name, base, algo_class, config, run_config, again) in enumerate(runs):
-            tune.register_trainable(algo_class.__name__, algo_class)
-            runs[i] = (run_name, base, algo_class.__name__, config, run_config, again)
         with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix=f"sqrl-{name}") as pool:
             futures = [pool.submit(_fit, *run) for run in runs]
             return [result for future in futures for result in future.result()]
@@ -609,9 +608,16 @@ def seed_curves(results: list[tuple[str, Any]], stage: str, key: str, points: in
         if curve.empty:
             continue
         row = _row(stage, result)
-        label = row["method"] + "".join(f" {c}={row[c]}" for c in ("eps_safe", "gamma_safe") if row[c] is not None)
+        label = curve_label(row["method"], row["eps_safe"], row["gamma_safe"])
         groups.setdefault(label, []).append((curve[STEPS_KEY].to_numpy(float), curve[key].to_numpy(float)))
     return {label: band(curves, points) for label, curves in groups.items()}
+
+
+def curve_label(method: str, eps_safe: Any = None, gamma_safe: Any = None) -> str:
+    """A plot legend's label for a method x grid point: the method, then the safety keys it has (None or
+    NaN, as for a method without a safety critic, leaves a key out)."""
+    keys = (("eps_safe", eps_safe), ("gamma_safe", gamma_safe))
+    return method + "".join(f" {k}={v:g}" for k, v in keys if v is not None and not pd.isna(v))
 
 
 def band(curves: list[tuple[Any, Any]], points: int = 100) -> tuple:
