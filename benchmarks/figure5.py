@@ -37,6 +37,7 @@ the share of evaluation episodes that cross the bridge (rows 2-5 entered at col 
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 
 import numpy as np
@@ -53,6 +54,17 @@ FROM_START = {
     "bridge": [(1.5, 3.5), (6.0, 3.5), GOAL],
     "around left": [(1.5, 1.3), (6.5, 1.3), GOAL],
     "around right": [(1.5, 5.7), (6.5, 5.7), GOAL],
+}
+# The same per layout; on "long_detour" the only way around is the corridor at cols 9-11 (col 9.9: 0.9 from
+# the lava, 1.1 from the map's edge).
+ROUTES = {
+    "authors": FROM_START,
+    "long_detour": {"bridge": FROM_START["bridge"], "around right": [(1.5, 9.9), (6.5, 9.9), GOAL]},
+}
+# Where the critic is probed: the cell below the lava rows at the bridge and on the way around, per layout.
+PROBES = {
+    "authors": {"bridge": BRIDGE, "around": AROUND},
+    "long_detour": {"bridge": BRIDGE, "around": ROUTES["long_detour"]["around right"]},
 }
 
 
@@ -106,13 +118,18 @@ def route_outcomes(waypoints, episodes: int, seed: int = 0, noise: float = NOISE
     }
 
 
-def routes_table(episodes: int, noise: float = NOISE, **env_config) -> dict[str, dict[str, float]]:
-    """Print and return :func:`route_outcomes` for the bridge and the detours (FROM_START)."""
-    print(f"scripted routes from the start, {episodes} episodes each, Gaussian noise {noise:g} {env_config or ''}")
+def routes_table(
+    episodes: int, noise: float = NOISE, layout: str = "authors", **env_config
+) -> dict[str, dict[str, float]]:
+    """Print and return :func:`route_outcomes` for the bridge and the detours of ``layout`` (ROUTES)."""
+    print(
+        f"scripted routes from the start, {episodes} episodes each, Gaussian noise {noise:g}, layout {layout} "
+        f"{env_config or ''}"
+    )
     print(f"{'route':<14} {'return':>7} {'if no failure':>14} {'failure rate':>13} {'steps':>6}")
     table = {}
-    for name, waypoints in FROM_START.items():
-        row = table[name] = route_outcomes(waypoints, episodes, noise=noise, **env_config)
+    for name, waypoints in ROUTES[layout].items():
+        row = table[name] = route_outcomes(waypoints, episodes, noise=noise, layout=layout, **env_config)
         print(
             f"{name:<14} {row['return']:>7.2f} {row['return_if_no_failure']:>14.2f} "
             f"{row['failure_rate']:>13.3f} {row['steps']:>6.1f}"
@@ -168,10 +185,12 @@ def plot(run_dir: pathlib.Path, episodes: int, out: pathlib.Path) -> None:
     rows = table[(table["stage"] == "finetune") & (table["method"] == "sqrl") & (table["kind"] == "trial")]
     if rows.empty:
         raise SystemExit(f"{run_dir / 'results.csv'} has no SQRL fine-tuning trials")
-    fig, ax = plt.subplots(figsize=(5, 6))
-    env = DrunkSpiderEnv(task="finetune", action_noise=NOISE, noise_type="gaussian", render_mode="rgb_array")
+    # The fine-tuning env as the trials ran it (noise, layout), from the first trial's params.json.
+    env_config = json.loads((pathlib.Path(rows["trial_dir"].iloc[0]) / "params.json").read_text())["env_config"]
+    env = DrunkSpiderEnv(**env_config, render_mode="rgb_array")
     env.reset(seed=0)
-    ax.imshow(env.render(), origin="lower", extent=(0, 7, 0, 8))
+    fig, ax = plt.subplots(figsize=(5 * env.layout.n_cols / 7, 6))
+    ax.imshow(env.render(), origin="lower", extent=(0, env.layout.n_cols, 0, 8))
     palette = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink")
     colours = {eps: palette[i % len(palette)] for i, eps in enumerate(sorted(rows["eps_safe"].unique()))}
     shares = {}
@@ -210,16 +229,16 @@ def plot(run_dir: pathlib.Path, episodes: int, out: pathlib.Path) -> None:
     print(f"wrote {out}")
 
 
-def critic_at_routes(module, k: int = 100, seed: int = 0) -> dict[str, dict[str, float]]:
-    """What the SQRL RLModule ``module``'s Q_safe reads at the start of each route (``BRIDGE[0]``,
-    ``AROUND[0]``): for the action straight up the route (``up``) and for K samples of pi there (mean, and
+def critic_at_routes(module, k: int = 100, seed: int = 0, layout: str = "authors") -> dict[str, dict[str, float]]:
+    """What the SQRL RLModule ``module``'s Q_safe reads at the start of each route of ``layout`` (PROBES):
+    for the action straight up the route (``up``) and for K samples of pi there (mean, and
     the share of samples below 0.05 and below 0.2, i.e. what the fine-tuning mask keeps at figure 5's two
     eps_safe), and pi's deterministic action there (``pi_heading``, (d_row, d_col))."""
     import torch
 
     torch.manual_seed(seed)
     out = {}
-    for name, route in (("bridge", BRIDGE), ("around", AROUND)):
+    for name, route in PROBES[layout].items():
         obs = torch.tensor([route[0]], dtype=torch.float32)
         with torch.no_grad():
             up = module.q_safe(obs, torch.tensor([[[1.0, 0.0]]]))[0, 0]
@@ -237,7 +256,9 @@ def critic_at_routes(module, k: int = 100, seed: int = 0) -> dict[str, dict[str,
     return out
 
 
-def up_then_pi(module, route, gamma_safe: float, episodes: int, levels: list[float], seed: int = 0) -> float:
+def up_then_pi(
+    module, route, gamma_safe: float, episodes: int, levels: list[float], seed: int = 0, layout: str = "authors"
+) -> float:
     """Monte Carlo of what Q_safe(route start, up) estimates: the action straight up, then pi's own samples
     (unmasked, as in the safety target), E[gamma_safe^T * failure] averaged over the noise ``levels``."""
     import torch
@@ -246,7 +267,10 @@ def up_then_pi(module, route, gamma_safe: float, episodes: int, levels: list[flo
     generator = torch.Generator().manual_seed(seed)
     values = []
     for i, level in enumerate(levels):
-        envs = [DrunkSpiderEnv(task="finetune", action_noise=level, noise_type="gaussian") for _ in range(episodes)]
+        envs = [
+            DrunkSpiderEnv(task="finetune", action_noise=level, noise_type="gaussian", layout=layout)
+            for _ in range(episodes)
+        ]
         obs = np.stack(
             [env.reset(seed=seed + 1000 * i + j, options={"position": route[0]})[0] for j, env in enumerate(envs)]
         )
@@ -267,7 +291,12 @@ def up_then_pi(module, route, gamma_safe: float, episodes: int, levels: list[flo
 
 
 def critic_table(
-    checkpoints: list[str], k: int, rollouts: int = 0, gamma_safe: float = 0.65, levels: str = "0:0.4:10"
+    checkpoints: list[str],
+    k: int,
+    rollouts: int = 0,
+    gamma_safe: float = 0.65,
+    levels: str = "0:0.4:10",
+    layout: str = "authors",
 ) -> None:
     """Print :func:`critic_at_routes` per checkpoint beside the Monte-Carlo truth of a scripted crossing
     (with ``rollouts``: of 'up, then pi' under the pretraining's noise ``levels``, LO:HI:N or a list)."""
@@ -277,14 +306,14 @@ def critic_table(
 
     for checkpoint in checkpoints:
         module = load_module(checkpoint)
-        for route, row in critic_at_routes(module, k).items():
+        for route, row in critic_at_routes(module, k, layout=layout).items():
             print(
                 f"{checkpoint[-48:]:<48} {route:<7} {row['up']:>6.3f} {row['pi_mean']:>8.3f} "
                 f"{row['pi_below_0.05']:>8.2f} {row['pi_below_0.2']:>7.2f}  {row['pi_heading']}"
             )
         if rollouts:
-            for route_name, route in (("bridge", BRIDGE), ("around", AROUND)):
-                truth = up_then_pi(module, route, gamma_safe, rollouts, parse_levels(levels))
+            for route_name, route in PROBES[layout].items():
+                truth = up_then_pi(module, route, gamma_safe, rollouts, parse_levels(levels), layout=layout)
                 print(f"  {route_name}: up, then pi, Monte Carlo over noise levels {levels}: {truth:.3f}")
     print(
         "Q_safe reads the risk of following pi after the action, so a pi that turns back on the bridge reads "
@@ -316,10 +345,12 @@ def main() -> None:
     )
     c.add_argument("--gamma-safe", type=float, default=0.65, help="the checkpoint's gamma_safe, for --rollouts")
     c.add_argument("--noise-levels", default="0:0.4:10", help=f"{noise_levels}: the checkpoint's pretraining noise")
+    c.add_argument("--layout", default="authors", choices=sorted(PROBES), help="the checkpoint's DrunkSpider layout")
     r = sub.add_parser("routes", help="return and failure rate of the bridge and the detours, scripted")
     r.add_argument("--episodes", type=int, default=4000, help="Monte-Carlo episodes per route")
     r.add_argument("--noise", type=float, default=NOISE, help="Gaussian action noise std (figure 5: 0.2)")
     r.add_argument("--failure-penalty", default="authors", help="DrunkSpider failure_penalty (authors | below_timeout)")
+    r.add_argument("--layout", default="authors", choices=sorted(ROUTES), help="DrunkSpider layout (the map)")
     p = sub.add_parser("plot", help="trajectories and crossing shares of a figure5 run")
     p.add_argument("run_dir", type=pathlib.Path, help="the pipeline's run directory (holds results.csv)")
     p.add_argument("--episodes", type=int, default=20, help="evaluation episodes per trial")
@@ -328,9 +359,11 @@ def main() -> None:
     if args.command == "gamma":
         gamma_table(args.episodes, parse_levels(args.noise_levels))
     elif args.command == "routes":
-        routes_table(args.episodes, args.noise, failure_penalty=args.failure_penalty)
+        routes_table(args.episodes, args.noise, args.layout, failure_penalty=args.failure_penalty)
     elif args.command == "critic":
-        critic_table(args.checkpoints, args.num_action_samples, args.rollouts, args.gamma_safe, args.noise_levels)
+        critic_table(
+            args.checkpoints, args.num_action_samples, args.rollouts, args.gamma_safe, args.noise_levels, args.layout
+        )
     else:
         plot(args.run_dir, args.episodes, args.out)
 

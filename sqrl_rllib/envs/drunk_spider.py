@@ -5,6 +5,12 @@ position (row, col) continuous in [0, 8] x [0, 7], cell (r, c) covering [r, r+1)
 Lava fills columns 2 and 4 of rows 2-5; column 3 of those rows is the bridge (centre col 3.5).
 Start (0, 3), goal (7, 3); reaching within 1.0 of the goal is success.
 
+``layout="long_detour"`` (not the authors') widens the map to 11 columns and fills columns 0-2 and 4-8 of
+the lava rows, so the only other way past is a corridor at columns 9-10, about ten steps longer than the
+bridge. On the authors' map the detour costs about one step (actions are clipped per axis, so moving
+sideways is free while moving up) and out-earns the bridge under Gaussian noise 0.2; on this one the bridge
+pays, which figure 5's risk dial needs (benchmarks/README.md, "Figure 5").
+
 Reward shaping (the authors' "l2" reward plus their time-limit wrapper):
   * every step: -||pos - goal|| / sqrt(8^2 + 7^2)
   * success: reward 1 on that step, plus 1 * (remaining steps) as a bonus
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -35,7 +42,22 @@ GOAL = (7.0, 3.0)
 GOAL_RADIUS = 1.0
 SUBSTEPS = 10
 TIMEOUT_PENALTY = -30.0
+# The authors' distance normaliser, kept for every layout so that a step's penalty means the same.
 _DIAGONAL = math.sqrt(N_ROWS**2 + N_COLS**2)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the lava is: the map's width and the lava columns of rows 2-5 (the bridge stays column 3)."""
+
+    n_cols: int
+    lava_cols: tuple[int, ...]
+
+
+LAYOUTS = {
+    "authors": Layout(N_COLS, LAVA_COLS),
+    "long_detour": Layout(11, (0, 1, 2, 4, 5, 6, 7, 8)),
+}
 
 TASKS = {
     # Pretraining tolerates failures; fine-tuning is the target task with a noisier action channel.
@@ -60,14 +82,14 @@ def parse_noise_levels(text: str) -> list[float] | None:
         raise ValueError(f"expected LO:HI:N or a comma-separated list, got {text!r}") from err
 
 
-def is_lava(row: float, col: float) -> bool:
-    """True when the continuous position (row, col) lies in a lava cell."""
-    return int(math.floor(row)) in LAVA_ROWS and int(math.floor(col)) in LAVA_COLS
+def is_lava(row: float, col: float, lava_cols: tuple[int, ...] = LAVA_COLS) -> bool:
+    """True when the continuous position (row, col) lies in a lava cell (of the authors' map by default)."""
+    return int(math.floor(row)) in LAVA_ROWS and int(math.floor(col)) in lava_cols
 
 
-def is_outside(row: float, col: float) -> bool:
-    """True when (row, col) has left the map [0, 8] x [0, 7]."""
-    return not (0.0 <= row <= N_ROWS and 0.0 <= col <= N_COLS)
+def is_outside(row: float, col: float, n_cols: int = N_COLS) -> bool:
+    """True when (row, col) has left the map [0, 8] x [0, n_cols] (the authors' [0, 8] x [0, 7] by default)."""
+    return not (0.0 <= row <= N_ROWS and 0.0 <= col <= n_cols)
 
 
 class DrunkSpiderEnv(gym.Env):
@@ -90,6 +112,8 @@ class DrunkSpiderEnv(gym.Env):
         render_mode: ``None`` or ``"rgb_array"``.
         failure_penalty: ``"authors"`` (their shaping, the default) or ``"below_timeout"`` (a failure
             also pays the timeout penalty, so failing never pays better than timing out).
+        layout: ``"authors"`` (8 x 7, the default) or ``"long_detour"`` (8 x 11, the detour around the
+            lava is about ten steps longer than the bridge; see the module docstring).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -104,6 +128,7 @@ class DrunkSpiderEnv(gym.Env):
         max_episode_steps: int = 30,
         render_mode: str | None = None,
         failure_penalty: str = "authors",
+        layout: str = "authors",
     ):
         if task not in TASKS:
             raise ValueError(f"DrunkSpider: unknown task={task!r}; valid values: {sorted(TASKS)}")
@@ -113,7 +138,10 @@ class DrunkSpiderEnv(gym.Env):
             raise ValueError(
                 f"DrunkSpider: unknown failure_penalty={failure_penalty!r}; valid values: {list(FAILURE_PENALTIES)}"
             )
+        if layout not in LAYOUTS:
+            raise ValueError(f"DrunkSpider: unknown layout={layout!r}; valid values: {sorted(LAYOUTS)}")
         self.failure_penalty = failure_penalty
+        self.layout = LAYOUTS[layout]
         defaults = TASKS[task]
         self.task = task
         self.action_scale = float(defaults["action_scale"] if action_scale is None else action_scale)
@@ -145,7 +173,7 @@ class DrunkSpiderEnv(gym.Env):
         self.render_mode = render_mode
         self.observation_space = gym.spaces.Box(
             low=np.array([0.0, 0.0], np.float32),
-            high=np.array([N_ROWS, N_COLS], np.float32),
+            high=np.array([N_ROWS, self.layout.n_cols], np.float32),
             dtype=np.float32,
         )
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
@@ -165,7 +193,7 @@ class DrunkSpiderEnv(gym.Env):
             self.action_noise = float(self.action_noise_levels[self.np_random.integers(len(self.action_noise_levels))])
         if options and "position" in options:
             row, col = (float(x) for x in options["position"])
-            if is_outside(row, col) or is_lava(row, col):
+            if self._blocked(row, col):
                 raise ValueError(f"DrunkSpider: reset position {(row, col)} is outside the map or in lava")
             self._pos = np.array((row, col), dtype=np.float64)
         else:
@@ -173,6 +201,9 @@ class DrunkSpiderEnv(gym.Env):
         self._t = 0
         self._trajectory = [tuple(self._pos)]
         return self._obs(), {"failure": False, "success": False}
+
+    def _blocked(self, row: float, col: float) -> bool:
+        return is_outside(row, col, self.layout.n_cols) or is_lava(row, col, self.layout.lava_cols)
 
     def _obs(self) -> np.ndarray:
         return np.clip(self._pos, self.observation_space.low, self.observation_space.high).astype(np.float32)
@@ -191,7 +222,7 @@ class DrunkSpiderEnv(gym.Env):
             for axis in (0, 1):
                 nxt = self._pos.copy()
                 nxt[axis] += step[axis]
-                if is_outside(*nxt) or is_lava(*nxt):
+                if self._blocked(*nxt):
                     self._pos = nxt
                     return True
                 self._pos = nxt
@@ -228,13 +259,13 @@ class DrunkSpiderEnv(gym.Env):
         if self.render_mode is None:
             gym.logger.warn("DrunkSpider.render() called without render_mode='rgb_array'")
             return None
-        cell = 32
-        img = np.full((N_ROWS * cell, N_COLS * cell, 3), 235, dtype=np.uint8)
+        cell, n_cols = 32, self.layout.n_cols
+        img = np.full((N_ROWS * cell, n_cols * cell, 3), 235, dtype=np.uint8)
         for r in LAVA_ROWS:
-            for c in LAVA_COLS:
+            for c in self.layout.lava_cols:
                 img[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell] = (200, 40, 20)
             img[r * cell : (r + 1) * cell, 3 * cell : 4 * cell] = (205, 170, 110)
-        yy, xx = np.mgrid[0 : N_ROWS * cell, 0 : N_COLS * cell]
+        yy, xx = np.mgrid[0 : N_ROWS * cell, 0 : n_cols * cell]
         goal_disc = (yy / cell - GOAL[0]) ** 2 + (xx / cell - GOAL[1]) ** 2 < GOAL_RADIUS**2
         img[goal_disc] = (60, 180, 75)
         img[::cell, :] = 180
@@ -243,6 +274,6 @@ class DrunkSpiderEnv(gym.Env):
         for (r0, c0), (r1, c1) in zip(pts[:-1], pts[1:], strict=False):
             for s in np.linspace(0.0, 1.0, 24):
                 r = int(np.clip(r0 + s * (r1 - r0), 0, N_ROWS * cell - 1))
-                c = int(np.clip(c0 + s * (c1 - c0), 0, N_COLS * cell - 1))
+                c = int(np.clip(c0 + s * (c1 - c0), 0, n_cols * cell - 1))
                 img[max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2] = (30, 60, 220)
         return img

@@ -173,6 +173,7 @@ def test_render_shows_map_and_trajectory():
         ({"action_noise_levels": [0.1, -0.2]}, "action_noise_levels"),
         ({"action_noise_levels": ["loud"]}, "action_noise_levels"),
         ({"action_noise_levels": [0.1], "action_noise": 0.2}, "action_noise_levels"),
+        ({"layout": "maze"}, "layout"),
     ],
 )
 def test_bad_input_names_the_parameter(kwargs, name):
@@ -195,3 +196,28 @@ def test_reset_can_start_from_a_given_position():
 def test_reset_rejects_a_position_in_lava_or_off_the_map(position):
     with pytest.raises(ValueError, match="outside the map or in lava"):
         DrunkSpiderEnv().reset(seed=0, options={"position": position})
+
+
+def test_long_detour_layout_walls_off_the_authors_detours_and_opens_a_corridor_at_cols_9_to_11():
+    env = DrunkSpiderEnv(task="finetune", layout="long_detour", action_noise=0.0)
+    check_env(env, skip_render_check=True)
+    assert env.observation_space.high.tolist() == [8.0, 11.0]
+    for position in [(3.5, 1.3), (3.5, 5.7), (4.5, 8.5)]:  # the authors' detours and the widened pits
+        with pytest.raises(ValueError, match="in lava"):
+            env.reset(seed=0, options={"position": position})
+    # The corridor and the bridge are free; the corridor's far side is the map's edge.
+    obs, _ = env.reset(seed=0, options={"position": (3.5, 9.9)})
+    _, _, terminated, _, _ = env.step(np.array([1.0, 0.0]))
+    assert not terminated
+    env.reset(seed=0, options={"position": (3.5, 10.5)})
+    _, _, terminated, _, info = env.step(np.array([0.0, 1.0]))
+    assert terminated and info["failure"], "col 11.5 is off the map"
+    # The bridge is where it was: the centre walk still reaches the goal.
+    obs, _ = env.reset(seed=0)
+    for _ in range(12):
+        obs, reward, terminated, _, info = env.step(np.clip(np.array([1.0, 3.5 - obs[1]]), -1, 1))
+        if terminated:
+            break
+    assert info["success"] and not info["failure"]
+    img = DrunkSpiderEnv(layout="long_detour", render_mode="rgb_array").render()
+    assert img.shape == (256, 352, 3)
