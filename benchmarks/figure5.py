@@ -85,10 +85,12 @@ def follow(env: DrunkSpiderEnv, waypoints: list[tuple[float, float]]) -> tuple[i
     return None, total, env.max_episode_steps
 
 
-def discounted_failure(waypoints, gammas, episodes: int, seed: int = 0, noise: float = NOISE) -> dict[float, float]:
+def discounted_failure(
+    waypoints, gammas, episodes: int, seed: int = 0, noise: float = NOISE, **env_config
+) -> dict[float, float]:
     """Monte-Carlo E[gamma^T * 1(failure at step T)] from ``waypoints[0]``, per gamma in ``gammas``, under
-    Gaussian action noise of std ``noise``."""
-    env = DrunkSpiderEnv(task="finetune", action_noise=noise, noise_type="gaussian")
+    Gaussian action noise of std ``noise`` (``env_config``: other DrunkSpider keys, e.g. ``layout``)."""
+    env = DrunkSpiderEnv(task="finetune", action_noise=noise, noise_type="gaussian", **env_config)
     env.reset(seed=seed)
     steps = []
     for _ in range(episodes):
@@ -145,10 +147,12 @@ def parse_levels(text: str) -> list[float] | None:
         raise SystemExit(f"--noise-levels: {err}") from err
 
 
-def averaged_over_levels(waypoints, gammas, episodes: int, levels: list[float]) -> dict[float, float]:
+def averaged_over_levels(waypoints, gammas, episodes: int, levels: list[float], **env_config) -> dict[float, float]:
     """:func:`discounted_failure` averaged over the noise ``levels`` (``episodes`` each): what a calibrated
     critic reads when pretraining randomises the noise over ``levels`` and the critic does not observe it."""
-    runs = [discounted_failure(waypoints, gammas, episodes, seed=i, noise=lv) for i, lv in enumerate(levels)]
+    runs = [
+        discounted_failure(waypoints, gammas, episodes, seed=i, noise=lv, **env_config) for i, lv in enumerate(levels)
+    ]
     return {g: float(np.mean([run[g] for run in runs])) for g in runs[0]}
 
 
