@@ -48,7 +48,7 @@ RESULTS = ROOT / "results" / "methods"
 METHODS = "sqrl,sac,esac,wcpg,rs,cpo"
 # Columns averaged over seeds in the merged table (those of the pipeline's results.csv that are numbers).
 SUMMARY = ["failures", "episodes", "failure_rate", "final_return", "env_steps"]
-# A trial's progress.csv column -> the curves CSV's column.
+# A trial's metric (pipeline.trial_history) -> the curves CSV's column.
 CURVE_COLUMNS = {
     pipeline.STEPS_KEY: "env_steps",
     pipeline.RETURN_KEY: "episode_return",
@@ -88,15 +88,14 @@ def run(seed: int, storage: pathlib.Path, methods: str, extra: list[str], experi
 
 def curves(run_dir: pathlib.Path) -> pd.DataFrame:
     """Every trial's learning curve in a finished pipeline run: its results.csv rows joined to the
-    trials' progress.csv (one row per training iteration, CURVE_COLUMNS)."""
+    trials' result.json (``pipeline.trial_history``: one row per training iteration, CURVE_COLUMNS)."""
     table = pd.read_csv(run_dir / "results.csv")
     frames = []
     for row in table[table["kind"] == "trial"].itertuples(index=False):
-        progress = pathlib.Path(row.trial_dir) / "progress.csv"
-        if not progress.exists():
-            raise SystemExit(f"{progress} is missing: the run's trial directories must still be there")
-        history = pd.read_csv(progress, usecols=lambda c: c in CURVE_COLUMNS)
-        frame = history.rename(columns=CURVE_COLUMNS).dropna(subset=["env_steps"])
+        history = pipeline.trial_history(row.trial_dir)
+        if history is None:
+            raise SystemExit(f"{row.trial_dir}/result.json is missing: the run's trial directories must still be there")
+        frame = history[list(CURVE_COLUMNS)].rename(columns=CURVE_COLUMNS).dropna(subset=["env_steps"])
         for position, key in enumerate(("stage", "method", "eps_safe", "gamma_safe", "seed")):
             frame.insert(position, key, int(row.seed) if key == "seed" else getattr(row, key))
         frames.append(frame)

@@ -23,6 +23,8 @@ STEPS_KEY = "env_runners/num_env_steps_sampled_lifetime"
 RETURN_KEY = "env_runners/episode_return_mean"
 FAILURES_KEY = "sqrl/cumulative_failures"
 EPISODES_KEY = "sqrl/cumulative_episodes"
+# The metrics a trial's curves are drawn from (trial_history).
+HISTORY_KEYS = (STEPS_KEY, RETURN_KEY, FAILURES_KEY, EPISODES_KEY)
 
 # The results table: one "trial" row per stage x method x grid point x seed, then (for grid points run with
 # two or more seeds) a "mean" and a "std" row over those seeds, whose seed and trial_dir are empty.
@@ -376,7 +378,25 @@ def _fit(stage_name: str, run_dir: str, trainable, param_space, run_config, resu
     errors = [r.error for r in results if r.error is not None]
     if errors:
         raise RuntimeError(f"stage {stage_name!r}: {len(errors)} trial(s) failed; first error: {errors[0]}")
+    # Tune ends a run early on Ctrl+C and returns as if done; a trial that met its stop criterion reported
+    # done=True last, one cut short did not. Going on would fine-tune from unfinished pretraining.
+    unfinished = sum(not (r.metrics or {}).get("done") for r in results)
+    if unfinished:
+        raise StageInterrupted(f"stage {stage_name!r} interrupted with {unfinished} trial(s) unfinished")
     return results
+
+
+def start_ray(verbose: bool = False, dashboard: bool = True) -> None:
+    """Connect to RAY_ADDRESS / the job's cluster when there is one, else start a local Ray; no-op when Ray
+    is already up. ``verbose`` streams the workers' logs to the driver."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(log_to_driver=verbose, include_dashboard=dashboard)
+
+
+class StageInterrupted(Exception):
+    """A stage stopped before its trials met their budgets (Ctrl+C); ``--resume`` continues the run."""
 
 
 def run_pipeline(
@@ -408,9 +428,7 @@ def run_pipeline(
     from sqrl_rllib.experiments import experiment_methods, experiment_seeds
     from sqrl_rllib.methods import METHODS, SQRL_CONFIG, pretraining_methods
 
-    if not ray.is_initialized():
-        # Connects to RAY_ADDRESS / the job's cluster when there is one, else starts a local Ray.
-        ray.init(log_to_driver=verbose, include_dashboard=dashboard)
+    start_ray(verbose, dashboard)
     register_rllib_envs()
     register_own_env(experiment["env"], experiment.get("failure"))
     experiment = fit_to_cluster(experiment, ray.cluster_resources())
@@ -435,9 +453,18 @@ def run_pipeline(
             runs.append((run_name, run_dir, trainable, config, run_config, resume))
         if len(runs) == 1:  # in the driver's own thread, where Tune catches Ctrl+C and checkpoints
             return list(_fit(*runs[0]))
-        with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix=f"sqrl-{name}") as pool:
-            futures = [pool.submit(_fit, *run) for run in runs]
-            return [result for future in futures for result in future.result()]
+        # Tune catches Ctrl+C only in the main thread, so here it interrupts the wait: the runs are left to
+        # the caller's exit (their trials restart from their last checkpoints on --resume), not joined,
+        # which would wait for every trial to finish its budget.
+        pool = ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix=f"sqrl-{name}")
+        futures = [pool.submit(_fit, *run) for run in runs]
+        try:
+            results = [result for future in futures for result in future.result()]
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise StageInterrupted(f"stage {name!r} interrupted") from None
+        pool.shutdown()
+        return results
 
     seeds = experiment_seeds(experiment)
     pre_methods = pretraining_methods(experiment_methods(experiment))
@@ -561,9 +588,41 @@ def _row(stage: str, result) -> dict[str, Any]:
         "failures": failures,
         "failure_rate": round(failures / episodes, 4) if episodes else float("nan"),
         "final_return": round(float(_get(m, RETURN_KEY, float("nan"))), 3),
-        "return_auc": round(return_auc(result.metrics_dataframe), 3),
+        "return_auc": round(return_auc(result_history(result)), 3),
         "trial_dir": result.path,
     }
+
+
+def trial_history(trial_dir: str | os.PathLike) -> pd.DataFrame | None:
+    """A trial's curves (HISTORY_KEYS by training iteration) from its ``result.json``; None without one.
+
+    Not progress.csv: Tune keeps that file's header from the trial's first run, and a trial resumed with
+    more metrics appends longer rows, which pandas reads shifted by the extra columns (measured on a resumed
+    methods run: the env-steps column held losses). result.json has one self-describing report per line. An
+    iteration reported twice (re-run after a restore from an older checkpoint) keeps its last report.
+    """
+    import json
+
+    path = pathlib.Path(trial_dir) / "result.json"
+    if not path.is_file():
+        return None
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            report = json.loads(line)
+            row = {key: _get(report, key, float("nan")) for key in HISTORY_KEYS}
+            rows.append({"training_iteration": report.get("training_iteration", len(rows) + 1), **row})
+    if not rows:
+        return None
+    history = pd.DataFrame(rows).drop_duplicates("training_iteration", keep="last")
+    return history.sort_values("training_iteration", ignore_index=True)
+
+
+def result_history(result) -> pd.DataFrame | None:
+    """:func:`trial_history` of a Tune ``Result``; its ``metrics_dataframe`` where the trial directory is
+    not local (e.g. cloud storage)."""
+    history = trial_history(result.path) if result.path and os.path.isdir(result.path) else None
+    return history if history is not None else result.metrics_dataframe
 
 
 def return_auc(history: pd.DataFrame | None) -> float:
@@ -601,7 +660,7 @@ def seed_curves(results: list[tuple[str, Any]], stage: str, key: str, points: in
 
     groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for stage_name, result in results:
-        df = result.metrics_dataframe
+        df = result_history(result)
         if stage_name != stage or df is None or key not in df or STEPS_KEY not in df:
             continue
         curve = df[[STEPS_KEY, key]].dropna().sort_values(STEPS_KEY)

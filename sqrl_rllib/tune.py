@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
+import shlex
+import signal
 import sys
 from typing import Any
 
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print(describe_experiment(experiment, str(pathlib.Path(_storage(args.storage_path)) / name), "(none)"))
         print(describe_plan(experiment, measured_steps_per_s(experiment)))
         return 0
-    from sqrl_rllib.pipeline import format_table, run_pipeline
+    from sqrl_rllib.pipeline import StageInterrupted, format_table, run_pipeline, start_ray
     from sqrl_rllib.progress import route_logs
     from sqrl_rllib.resources import ResourceFitError
 
@@ -129,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     log = route_logs(run_dir / "sqrl_run.log", verbose=args.verbose)
     print(describe_experiment(experiment, str(run_dir), str(log)), flush=True)
     try:
+        # Ray's start installs its own SIGTERM handler (abort with a stack dump): ours go in after it.
+        start_ray(args.verbose, dashboard=not args.quick)
+        _interrupt_on_signals()
         table = run_pipeline(
             experiment,
             storage_path=storage,
@@ -141,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ResourceFitError as err:  # raised before Tune starts: nothing ran
         return _usage_error(str(err))
+    except (KeyboardInterrupt, StageInterrupted) as err:
+        _interrupted(err, sys.argv[1:] if argv is None else argv)
     print(format_table(table))
     outputs = table.attrs.get("outputs", {})
     for kind, path in outputs.items():
@@ -175,6 +182,34 @@ def _storage(path: str) -> str:
     if "://" in path:
         return path
     return str(pathlib.Path(path).expanduser().resolve())
+
+
+def _interrupt_on_signals() -> None:
+    """Ctrl+C (SIGINT) and a plain ``kill`` (SIGTERM) both stop the run resumably (:func:`_interrupted`),
+    also when it was started in the background, where the shell has set SIGINT to be ignored."""
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, stop)
+
+
+def _interrupted(err: BaseException, argv: list[str]) -> None:
+    """Say how to resume, stop Ray's trials and exit 130 (the shell's status for Ctrl+C).
+
+    ``os._exit``: a stage running several Tune runs in threads leaves them behind on Ctrl+C (they cannot
+    be told to stop), and a normal exit would join them.
+    """
+    import ray
+
+    again = " ".join(shlex.quote(a) for a in argv if a != "--resume")
+    print(f"[sqrl] {err or 'interrupted'}; continue with: python -m sqrl_rllib.tune {again} --resume", flush=True)
+    if ray.is_initialized():
+        ray.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def _usage_error(message: str) -> int:

@@ -1,5 +1,6 @@
 """benchmarks/methods.py: per-seed CSVs named per experiment, merged into a mean and std per stage and method."""
 
+import json
 import pathlib
 import sys
 
@@ -8,6 +9,8 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[2] / "benchmarks"))
 import methods  # noqa: E402
+
+from sqrl_rllib import pipeline  # noqa: E402
 
 
 def rows(seed: int, sqrl_failures: int, sac_failures: int) -> pd.DataFrame:
@@ -44,8 +47,14 @@ def test_merge_without_results_says_what_to_run(tmp_path, monkeypatch):
         methods.merge()
 
 
+def write_reports(trial: pathlib.Path, reports: list[dict]) -> None:
+    """A trial directory's result.json as Tune writes it: one JSON report per line."""
+    trial.mkdir(parents=True, exist_ok=True)
+    (trial / "result.json").write_text("".join(json.dumps(report) + "\n" for report in reports))
+
+
 def fake_run(run_dir: pathlib.Path, seed: int) -> None:
-    """A finished pipeline run: results.csv rows pointing at trial directories with a progress.csv each."""
+    """A finished pipeline run: results.csv rows pointing at trial directories with a result.json each."""
     table = []
     for stage, method, eps, slope in (
         ("pretrain", "sqrl", 0.1, 1),
@@ -53,18 +62,15 @@ def fake_run(run_dir: pathlib.Path, seed: int) -> None:
         ("finetune", "sac", None, 5),
     ):
         trial = run_dir / f"{stage}_{method}"
-        trial.mkdir(parents=True)
-        steps = [512 * (i + 1) for i in range(4)]
-        pd.DataFrame(
+        reports = [
             {
-                "training_iteration": range(1, 5),
-                "env_runners/num_env_steps_sampled_lifetime": steps,
-                "env_runners/episode_return_mean": [-10.0 + i for i in range(4)],
-                "sqrl/cumulative_failures": [slope * (i + seed) for i in range(4)],
-                "sqrl/cumulative_episodes": [10 * (i + 1) for i in range(4)],
-                "sqrl/nu": [0.5] * 4,  # not a curve column: left out
+                "training_iteration": i + 1,
+                "env_runners": {"num_env_steps_sampled_lifetime": 512 * (i + 1), "episode_return_mean": -10.0 + i},
+                "sqrl": {"cumulative_failures": slope * (i + seed), "cumulative_episodes": 10 * (i + 1), "nu": 0.5},
             }
-        ).to_csv(trial / "progress.csv", index=False)
+            for i in range(4)
+        ]
+        write_reports(trial, reports)
         table.append(
             {
                 "stage": stage,
@@ -78,6 +84,29 @@ def fake_run(run_dir: pathlib.Path, seed: int) -> None:
         )
     table.append({"stage": "finetune", "method": "sqrl", "kind": "mean"})  # summary rows carry no trial
     pd.DataFrame(table).to_csv(run_dir / "results.csv", index=False)
+
+
+def test_a_resumed_trials_history_comes_from_result_json_with_rerun_iterations_once(tmp_path):
+    """Tune's progress.csv keeps the first run's header and a resumed run appends longer rows, which pandas
+    reads shifted (seen in methods seed 0: env steps read as losses); result.json is read instead, and the
+    iterations re-run after a restore from an older checkpoint keep their last report."""
+    trial = tmp_path / "trial"
+    first = [{"training_iteration": i, "env_runners": {"num_env_steps_sampled_lifetime": 100 * i}} for i in (1, 2, 3)]
+    resumed = [
+        {
+            "training_iteration": i,
+            "env_runners": {"num_env_steps_sampled_lifetime": 100 * i, "episode_return_mean": float(i)},
+            "sqrl": {"cumulative_failures": i, "cumulative_episodes": 2 * i},
+        }
+        for i in (3, 4)
+    ]
+    write_reports(trial, first + resumed)
+    (trial / "progress.csv").write_text("training_iteration,a\n1,0.5,99,7\n")  # misaligned: must not be read
+    history = pipeline.trial_history(trial)
+    assert history["training_iteration"].tolist() == [1, 2, 3, 4]
+    assert history[pipeline.STEPS_KEY].tolist() == [100, 200, 300, 400]
+    assert history[pipeline.RETURN_KEY].tolist()[2:] == [3.0, 4.0] and history[pipeline.RETURN_KEY].isna().sum() == 2
+    assert pipeline.trial_history(tmp_path / "no_such_trial") is None
 
 
 def test_curves_join_each_trials_progress_to_its_results_row(tmp_path, monkeypatch):
