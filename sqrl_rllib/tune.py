@@ -204,7 +204,8 @@ def _interrupted(err: BaseException, argv: list[str]) -> None:
     import ray
 
     again = " ".join(shlex.quote(a) for a in argv if a != "--resume")
-    print(f"[sqrl] {err or 'interrupted'}; continue with: python -m sqrl_rllib.tune {again} --resume", flush=True)
+    detail = str(err) or type(err).__name__
+    print(f"[sqrl] interrupted ({detail}); continue with: python -m sqrl_rllib.tune {again} --resume", flush=True)
     if ray.is_initialized():
         ray.shutdown()
     sys.stdout.flush()
