@@ -45,7 +45,7 @@ STAGE_KEYS = {
     "sqrl": "SQRL safety keys for this stage.",
     "grid": "finetune only: lists of eps_safe / gamma_safe values, crossed into a Tune grid.",
     "critic_fit": "pretrain only: fit Q_safe on all pretraining data before fine-tuning "
-    "({num_steps, failure_fraction}; SQRL.fit_safety_critic).",
+    "({num_steps, failure_fraction}; SQRL.fit_safety_critic); null turns a YAML's fit off.",
     "offline_data": "pretrain only: after pretraining (and critic_fit), fit Q_safe further on a Parquet transition "
     "dataset, streamed (docs/offline_data.md): a path (a file or a folder of files; '{seed}' in it is replaced by "
     "each seed) or a mapping of OFFLINE_DATA_KEYS; SQRL.fit_safety_critic_offline.",
@@ -265,7 +265,7 @@ def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> N
         if grid and stage == "pretrain":
             raise ExperimentError("pretrain.grid is not supported: the grid crosses fine-tuning trials.")
         _check_mapping(grid, GRID_KEYS, f"{stage}.grid")
-        if "critic_fit" in spec:
+        if spec.get("critic_fit") is not None:  # null (e.g. --set pretrain.critic_fit=null) turns it off
             _check_critic_fit(spec, stage)
         if "offline_data" in spec:
             _check_offline_data(experiment, stage, check_env)

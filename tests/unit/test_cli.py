@@ -138,3 +138,9 @@ def test_seed_keys_and_flags_are_documented(capsys):
         parse_args(["--help"])
     parser_help = capsys.readouterr().out
     assert "--seeds S1,S2,..." in parser_help and "--num-seeds N" in parser_help
+
+
+def test_null_turns_a_yamls_critic_fit_off():
+    experiment = prepare_experiment("figure5", ["pretrain.critic_fit=null"], False, None)
+    assert experiment["pretrain"]["critic_fit"] is None
+    assert prepare_experiment("figure5", [], False, None)["pretrain"]["critic_fit"]["num_steps"] == 4000
