@@ -160,7 +160,7 @@ def merge(experiment: str = "drunk_spider") -> pd.DataFrame:
     keys = [c for c in ("stage", "method", "eps_safe", "gamma_safe") if c in rows.columns]
     columns = [c for c in SUMMARY if c in rows.columns]
     table = rows.groupby(keys, dropna=False)[columns].agg(["mean", "std"])
-    table["seeds"] = rows.groupby(keys, dropna=False).size()
+    table[("seeds", "")] = rows.groupby(keys, dropna=False).size()  # a full (metric, stat) column key
     return table
 
 

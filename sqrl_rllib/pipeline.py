@@ -696,9 +696,21 @@ def band(curves: list[tuple[Any, Any]], points: int = 100) -> tuple:
 
 
 def draw_bands(ax, bands: dict[str, tuple], title: str, ylabel: str) -> None:
-    """Draw ``band`` results on a matplotlib axis: one line per label (the mean) and its low-high band."""
+    """Draw ``band`` results on a matplotlib axis: one line per label (the mean) and its low-high band.
+
+    A method keeps one colour in every panel and run (its place in the method registry); its grid points
+    (labels ``curve_label`` spells with eps_safe / gamma_safe) differ by line style.
+    """
+    from sqrl_rllib.methods import METHODS
+
+    names, styles = list(METHODS), ("-", "--", ":", "-.")
+    seen: dict[str, int] = {}
     for label, (steps, mean, low, high) in bands.items():
-        (line,) = ax.plot(steps, mean, label=label)
+        method = label.split(" ", 1)[0]
+        colour = f"C{names.index(method) % 10}" if method in names else None
+        style = styles[seen.get(method, 0) % len(styles)]
+        seen[method] = seen.get(method, 0) + 1
+        (line,) = ax.plot(steps, mean, label=label, color=colour, linestyle=style)
         if low is not None:
             ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
     ax.set_title(title)
