@@ -565,23 +565,30 @@ def _format_number(value: Any) -> str:
     return f"{value:.4f}".rstrip("0").rstrip(".")
 
 
-def _row(stage: str, result) -> dict[str, Any]:
+def _grid_point(stage: str, result) -> tuple[str, Any, Any]:
+    """(method, eps_safe, gamma_safe) of a trial; the safety keys are None for a method without a safety
+    critic in this stage."""
     from sqrl_rllib.methods import METHODS
 
-    cfg, m = result.config, result.metrics or {}
-    failures = int(_get(m, FAILURES_KEY, 0))
-    episodes = int(_get(m, EPISODES_KEY, 0))
+    cfg = result.config
     method = cfg.get("method", "sqrl")
-    # eps_safe / gamma_safe are empty for a method without a safety critic in this trial.
     safety = cfg.get("safety_critic", True) and (
         stage == "pretrain" or METHODS.get(method, METHODS["sqrl"]).safety_grid
     )
+    return method, cfg.get("eps_safe") if safety else None, cfg.get("gamma_safe") if safety else None
+
+
+def _row(stage: str, result) -> dict[str, Any]:
+    m = result.metrics or {}
+    failures = int(_get(m, FAILURES_KEY, 0))
+    episodes = int(_get(m, EPISODES_KEY, 0))
+    method, eps_safe, gamma_safe = _grid_point(stage, result)
     return {
         "stage": stage,
         "method": method,
-        "eps_safe": cfg.get("eps_safe") if safety else None,
-        "gamma_safe": cfg.get("gamma_safe") if safety else None,
-        "seed": cfg.get("seed"),
+        "eps_safe": eps_safe,
+        "gamma_safe": gamma_safe,
+        "seed": result.config.get("seed"),
         "kind": "trial",
         "env_steps": int(_get(m, STEPS_KEY, 0)),
         "episodes": episodes,
@@ -666,8 +673,7 @@ def seed_curves(results: list[tuple[str, Any]], stage: str, key: str, points: in
         curve = df[[STEPS_KEY, key]].dropna().sort_values(STEPS_KEY)
         if curve.empty:
             continue
-        row = _row(stage, result)
-        label = curve_label(row["method"], row["eps_safe"], row["gamma_safe"])
+        label = curve_label(*_grid_point(stage, result))  # not _row: it would read the history again
         groups.setdefault(label, []).append((curve[STEPS_KEY].to_numpy(float), curve[key].to_numpy(float)))
     return {label: band(curves, points) for label, curves in groups.items()}
 

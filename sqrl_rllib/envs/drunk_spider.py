@@ -6,8 +6,8 @@ Lava fills columns 2 and 4 of rows 2-5; column 3 of those rows is the bridge (ce
 Start (0, 3), goal (7, 3); reaching within 1.0 of the goal is success.
 
 ``layout="long_detour"`` (not the authors') widens the map to 11 columns and fills columns 0-2 and 4-8 of
-the lava rows, so the only other way past is a corridor at columns 9-10, about ten steps longer than the
-bridge. On the authors' map the detour costs about one step (actions are clipped per axis, so moving
+the lava rows, so the only other way past is a corridor at columns 9-10 (col in [9, 11]), about twelve steps
+longer than the bridge. On the authors' map the detour costs about one step (actions are clipped per axis, so moving
 sideways is free while moving up) and out-earns the bridge under Gaussian noise 0.2; on this one the bridge
 pays, which figure 5's risk dial needs (benchmarks/README.md, "Figure 5").
 
@@ -113,7 +113,7 @@ class DrunkSpiderEnv(gym.Env):
         failure_penalty: ``"authors"`` (their shaping, the default) or ``"below_timeout"`` (a failure
             also pays the timeout penalty, so failing never pays better than timing out).
         layout: ``"authors"`` (8 x 7, the default) or ``"long_detour"`` (8 x 11, the detour around the
-            lava is about ten steps longer than the bridge; see the module docstring).
+            lava is about twelve steps longer than the bridge; see the module docstring).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -218,11 +218,12 @@ class DrunkSpiderEnv(gym.Env):
     def _move(self, delta: np.ndarray) -> bool:
         """Integrate ``delta`` in substeps, axis by axis; returns True on a failure (stops there)."""
         step = delta / SUBSTEPS
+        n_cols, lava_cols = self.layout.n_cols, self.layout.lava_cols  # locals: 20 checks per env step
         for _ in range(SUBSTEPS):
             for axis in (0, 1):
                 nxt = self._pos.copy()
                 nxt[axis] += step[axis]
-                if self._blocked(*nxt):
+                if is_outside(*nxt, n_cols) or is_lava(*nxt, lava_cols):
                     self._pos = nxt
                     return True
                 self._pos = nxt
