@@ -359,9 +359,22 @@ def trial_dirname(trial) -> str:
     return re.sub(r"[^a-zA-Z0-9_.,=-]+", "_", f"{trial}_{index}_{tag}".rstrip("_"))
 
 
-def _fit(stage_name: str, run_dir: str, trainable, param_space, run_config, resume: bool):
+def _fit(stage_name: str, run_dir: str, trainable, param_space, run_config, resume: bool, source: str | None = None):
     from ray import tune
 
+    if source is not None:  # another run's finished stage: read, never run or written
+        stage_path = os.path.join(source, stage_name)
+        if not tune.Tuner.can_restore(stage_path):
+            raise RuntimeError(f"--pretrained-run: {stage_path} is not a Tune stage this run can read")
+        print(f"[sqrl] reusing the finished stage {stage_name!r} of {source}", flush=True)
+        results = tune.Tuner.restore(stage_path, trainable=trainable).get_results()
+        unfinished = [r.path for r in results if r.error is not None or not (r.metrics or {}).get("done")]
+        if unfinished:
+            raise RuntimeError(
+                f"--pretrained-run: {len(unfinished)} trial(s) of {stage_path} did not finish "
+                f"(first: {unfinished[0]}); --resume that run first."
+            )
+        return results
     stage_path = os.path.join(run_dir, stage_name)
     if resume and tune.Tuner.can_restore(stage_path):
         print(f"[sqrl] resuming stage {stage_name!r} from {stage_path}", flush=True)
@@ -409,9 +422,14 @@ def run_pipeline(
     verbose: bool = False,
     dashboard: bool = True,
     record_transitions: bool = False,
+    pretrained_run: str | None = None,
 ) -> pd.DataFrame:
     """Run pretraining (one trial per pretraining method x seed) then fine-tuning (methods x grid x seeds);
     returns (and writes) the table.
+
+    ``pretrained_run`` (a run directory, checked by ``pretrained_run.check_pretrained_run``) replaces the
+    pretraining stage by that run's finished one: its trials are read, not rerun, and their rows lead the
+    table as this run's pretraining.
 
     Each fine-tuning trial starts from the pretraining checkpoint of its method's pretraining and its own
     seed (the critic-fitted one when the experiment has ``pretrain.critic_fit`` and the method a safety
@@ -434,7 +452,7 @@ def run_pipeline(
     experiment = fit_to_cluster(experiment, ray.cluster_resources())
     run_dir = storage_path.rstrip("/") + "/" + name
 
-    def stage(name: str, space_of_class) -> list:
+    def stage(name: str, space_of_class, source: str | None = None) -> list:
         # One Tune run per config class (a Tuner runs one trainable, the class's Algorithm): SQRL's methods
         # in RUN/<stage> as before, another class's (e.g. WCPG's) in RUN/<stage>_<algorithm name>. The runs
         # go at the same time, sharing the cluster, so that a stage lasts its slowest trial rather than
@@ -450,7 +468,7 @@ def run_pipeline(
             tune.register_trainable(trainable, config.algo_class)
             run_name = name if config_class == SQRL_CONFIG else f"{name}_{trainable.lower()}"
             run_config = _run_config(run_name, run_dir, experiment[name]["stop"], max_failures, verbose)
-            runs.append((run_name, run_dir, trainable, config, run_config, resume))
+            runs.append((run_name, run_dir, trainable, config, run_config, resume, source))
         if len(runs) == 1:  # in the driver's own thread, where Tune catches Ctrl+C and checkpoints
             return list(_fit(*runs[0]))
         # Tune catches Ctrl+C only in the main thread, so here it interrupts the wait: the runs are left to
@@ -468,7 +486,12 @@ def run_pipeline(
 
     seeds = experiment_seeds(experiment)
     pre_methods = pretraining_methods(experiment_methods(experiment))
-    pre_results = stage("pretrain", lambda config_class: pretrain_config(experiment, seeds, config_class))
+    pre_results = stage(
+        "pretrain", lambda config_class: pretrain_config(experiment, seeds, config_class), pretrained_run
+    )
+    if pretrained_run:  # that run may hold more methods and seeds than this one fine-tunes
+        wanted = {(m, s) for m in pre_methods for s in seeds}
+        pre_results = [r for r in pre_results if (str(r.config.get("method", "sqrl")), int(r.config["seed"])) in wanted]
     checkpoints = pretrain_checkpoints(pre_results, seeds, pre_methods)
     fit = experiment["pretrain"].get("critic_fit")
     for method in pre_methods if fit else []:

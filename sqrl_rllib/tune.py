@@ -98,6 +98,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="at the end of pretraining, write each SQRL seed's pretraining replay (D_offline) to "
         "RUN_DIR/transitions/seed_S.parquet, the schema pretrain.offline_data reads (docs/offline_data.md)",
     )
+    parser.add_argument(
+        "--pretrained-run",
+        default=None,
+        metavar="RUN_DIR",
+        help="fine-tune from the finished pretraining of another run (a directory, or a run name under the "
+        "storage path) instead of pretraining, e.g. minitaur_friction from a minitaur_velocity run (the same "
+        "pretraining task); it must hold every method x seed this run pretrains, on the same spaces",
+    )
     return parser.parse_args(argv)
 
 
@@ -112,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.record_transitions:
             check_record_transitions(experiment)
+        pretrained_run = None
+        if args.pretrained_run is not None:
+            from sqrl_rllib.pretrained_run import check_pretrained_run
+
+            pretrained_run = check_pretrained_run(args.pretrained_run, _storage(args.storage_path), experiment)
     except (ExperimentError, MethodError) as err:
         return _usage_error(str(err))
     if args.dry_run:
@@ -143,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             verbose=args.verbose,
             dashboard=not args.quick,
             record_transitions=args.record_transitions,
+            pretrained_run=pretrained_run,
         )
     except ResourceFitError as err:  # raised before Tune starts: nothing ran
         return _usage_error(str(err))

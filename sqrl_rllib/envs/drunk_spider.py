@@ -114,6 +114,11 @@ class DrunkSpiderEnv(gym.Env):
             also pays the timeout penalty, so failing never pays better than timing out).
         layout: ``"authors"`` (8 x 7, the default) or ``"long_detour"`` (8 x 11, the detour around the
             lava is about twelve steps longer than the bridge; see the module docstring).
+        random_start_fraction: share of resets in [0, 1] that start at a uniformly drawn free position
+            (off the lava, outside the goal disc) instead of (0, 3). A pretraining option: the safety
+            critic only learns about the states that pretraining visits, and a detour that pretraining
+            never walks reads as unsafe to it (figure 5 on ``long_detour``). 0, the default, is the
+            authors' task.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -129,6 +134,7 @@ class DrunkSpiderEnv(gym.Env):
         render_mode: str | None = None,
         failure_penalty: str = "authors",
         layout: str = "authors",
+        random_start_fraction: float = 0.0,
     ):
         if task not in TASKS:
             raise ValueError(f"DrunkSpider: unknown task={task!r}; valid values: {sorted(TASKS)}")
@@ -140,6 +146,9 @@ class DrunkSpiderEnv(gym.Env):
             )
         if layout not in LAYOUTS:
             raise ValueError(f"DrunkSpider: unknown layout={layout!r}; valid values: {sorted(LAYOUTS)}")
+        if not 0.0 <= float(random_start_fraction) <= 1.0:
+            raise ValueError(f"DrunkSpider: random_start_fraction must be in [0, 1], got {random_start_fraction!r}")
+        self.random_start_fraction = float(random_start_fraction)
         self.failure_penalty = failure_penalty
         self.layout = LAYOUTS[layout]
         defaults = TASKS[task]
@@ -186,7 +195,8 @@ class DrunkSpiderEnv(gym.Env):
 
         ``options={"position": (row, col)}`` starts elsewhere instead (any free, in-map position);
         diagnostics use it to estimate failure probabilities from chosen states. With
-        ``action_noise_levels`` each reset also draws the episode's noise magnitude.
+        ``action_noise_levels`` each reset also draws the episode's noise magnitude; with
+        ``random_start_fraction`` that share of resets draws a free start position.
         """
         super().reset(seed=seed)
         if self.action_noise_levels is not None:
@@ -196,11 +206,21 @@ class DrunkSpiderEnv(gym.Env):
             if self._blocked(row, col):
                 raise ValueError(f"DrunkSpider: reset position {(row, col)} is outside the map or in lava")
             self._pos = np.array((row, col), dtype=np.float64)
+        elif self.random_start_fraction and self.np_random.random() < self.random_start_fraction:
+            self._pos = self._free_position()
         else:
             self._pos = np.array(START, dtype=np.float64)
         self._t = 0
         self._trajectory = [tuple(self._pos)]
         return self._obs(), {"failure": False, "success": False}
+
+    def _free_position(self) -> np.ndarray:
+        """A uniform position off the lava and outside the goal disc (rejection: most of the map is free)."""
+        goal = np.array(GOAL)
+        while True:
+            pos = self.np_random.uniform((0.0, 0.0), (N_ROWS, self.layout.n_cols))
+            if not self._blocked(*pos) and np.linalg.norm(pos - goal) >= GOAL_RADIUS:
+                return pos
 
     def _blocked(self, row: float, col: float) -> bool:
         return is_outside(row, col, self.layout.n_cols) or is_lava(row, col, self.layout.lava_cols)

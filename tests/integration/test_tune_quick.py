@@ -81,6 +81,34 @@ def test_quick_drunk_spider_pipeline_two_seeds(tmp_path):
     events = list(run_dir.glob("*/*/events.out.tfevents.*"))
     assert len(events) >= 8, list(run_dir.rglob("*"))[:50]
 
+    # --pretrained-run: a second run fine-tunes SQRL seed 2 from this run's pretraining, at another eps_safe,
+    # without pretraining again and without writing into this run.
+    source_files = sorted(p.name for p in (run_dir / "pretrain").iterdir())
+    proc = subprocess.run(
+        [sys.executable, "-m", "sqrl_rllib.tune", "drunk_spider", *QUICK[:1], "--seeds", "2", "--methods", "sqrl"]
+        + [*QUICK[3:], "--set", "finetune.grid.eps_safe=[0.2]", "--storage-path", str(tmp_path)]
+        + ["--name", "reuse", "--pretrained-run", "drunk_spider_quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"reusing the finished stage 'pretrain' of {run_dir}" in proc.stdout
+    reuse = tmp_path / "reuse"
+    assert not (reuse / "pretrain").exists()
+    assert sorted(p.name for p in (run_dir / "pretrain").iterdir()) == source_files
+    table = pd.read_csv(reuse / "results.csv")
+    assert list(zip(table["stage"], table["method"], table["seed"], strict=True)) == [
+        ("pretrain", "sqrl", 2),
+        ("finetune", "sqrl", 2),
+    ]
+    source_trial = trials[(trials["stage"] == "pretrain") & (trials["method"] == "sqrl") & (trials["seed"] == 2)]
+    assert table["trial_dir"].iloc[0] == source_trial["trial_dir"].iloc[0]
+    assert table["eps_safe"].iloc[1] == 0.2
+    params = json.loads((pathlib.Path(table["trial_dir"].iloc[1]) / "params.json").read_text())
+    # The critic fit is this run's own, on the source's pretraining checkpoint.
+    assert params["pretrained_checkpoint"] == str(reuse / "pretrain_critic_fit" / "seed_2")
+
 
 def _quick_own_algorithm(tmp_path, method: str, *sets: str):
     """``--quick --methods METHOD`` (one seed, 1000 + 500 steps) for a method of its own Algorithm class: checks

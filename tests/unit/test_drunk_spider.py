@@ -221,3 +221,24 @@ def test_long_detour_layout_walls_off_the_authors_detours_and_opens_a_corridor_a
     assert info["success"] and not info["failure"]
     img = DrunkSpiderEnv(layout="long_detour", render_mode="rgb_array").render()
     assert img.shape == (256, 352, 3)
+
+
+def test_random_start_fraction_draws_that_share_of_starts_uniformly_over_the_free_map():
+    env = DrunkSpiderEnv(layout="long_detour", random_start_fraction=0.5)
+    env.reset(seed=3)
+    starts = np.array([env.reset()[0] for _ in range(4000)], dtype=np.float64)
+    at_start = np.all(starts == np.array([0.0, 3.0]), axis=1)
+    assert 0.46 < at_start.mean() < 0.54
+    drawn = starts[~at_start]
+    assert not any(is_lava(r, c, env.layout.lava_cols) for r, c in drawn)
+    assert np.all(np.linalg.norm(drawn - np.array([7.0, 3.0]), axis=1) >= 1.0), "never inside the goal disc"
+    # The corridor (positions 9-11 beside the lava rows) gets its share of the free area: 8 of ~53 cells.
+    corridor = (drawn[:, 0] >= 2) & (drawn[:, 0] < 6) & (drawn[:, 1] >= 9)
+    assert 0.12 < corridor.mean() < 0.18
+    assert drawn[:, 1].max() > 10.5 and drawn[:, 0].max() > 7.5
+    # The task's default is the authors' fixed start.
+    fixed = DrunkSpiderEnv(layout="long_detour")
+    assert all(np.array_equal(fixed.reset(seed=s)[0], [0.0, 3.0]) for s in range(20))
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="random_start_fraction"):
+            DrunkSpiderEnv(random_start_fraction=bad)
