@@ -29,6 +29,9 @@ A reduced budget, stated in the CSV's env_steps column, e.g. SQRL vs SAC on Mini
     python benchmarks/methods.py run --experiment minitaur_velocity --methods sqrl,sac --seed 0 \
         --set pretrain.stop.num_env_steps_sampled_lifetime=100000 \
         --set finetune.stop.num_env_steps_sampled_lifetime=50000
+
+Minitaur friction shares velocity's pretraining task (0.3 m/s, friction 1.0), as in the paper: fine-tune
+from that run's pretraining with ``--pretrained-run benchmarks/runs/methods_minitaur_velocity_seed0``.
 """
 
 from __future__ import annotations
@@ -174,6 +177,12 @@ def main() -> None:
     one.add_argument("--methods", default=METHODS, help=f"comma-separated methods (default {METHODS})")
     one.add_argument("--storage-path", default=str(ROOT / "runs"), help="where the pipeline keeps its runs")
     one.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to the pipeline")
+    one.add_argument(
+        "--pretrained-run",
+        metavar="RUN_DIR",
+        help="passed to the pipeline: fine-tune from that run's pretraining (e.g. minitaur_friction from the "
+        "same seed's minitaur_velocity run, benchmarks/runs/methods_minitaur_velocity_seedS)",
+    )
     both = sub.add_parser("merge", help="print the mean and std over the committed seeds")
     both.add_argument("--experiment", default="drunk_spider", help="whose per-seed CSVs to merge")
     draw = sub.add_parser("plot", help="draw the committed seeds' learning curves (paper figures 4, 7, 8, 9)")
@@ -186,6 +195,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "run":
         extra = [arg for pair in args.set for arg in ("--set", pair)]
+        extra += ["--pretrained-run", args.pretrained_run] if args.pretrained_run else []
         raise SystemExit(run(args.seed, pathlib.Path(args.storage_path), args.methods, extra, args.experiment))
     if args.command == "plot":
         plot(args.experiment, args.out)
