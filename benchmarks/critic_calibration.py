@@ -50,7 +50,7 @@ def hazard_distance(states: np.ndarray) -> np.ndarray:
 
 def load_module(checkpoint: str) -> RLModule:
     """The SQRL RLModule stored in an Algorithm checkpoint."""
-    path = pathlib.Path(checkpoint) / MODULE_COMPONENT / DEFAULT_MODULE_ID
+    path = pathlib.Path(checkpoint).resolve() / MODULE_COMPONENT / DEFAULT_MODULE_ID  # RLlib wants absolute
     if not path.is_dir():
         raise SystemExit(f"{checkpoint!r} holds no SQRL RLModule at {path}")
     return RLModule.from_checkpoint(path)
