@@ -368,32 +368,28 @@ def _fit(stage_name: str, run_dir: str, trainable, param_space, run_config, resu
             raise RuntimeError(f"--pretrained-run: {stage_path} is not a Tune stage this run can read")
         print(f"[sqrl] reusing the finished stage {stage_name!r} of {source}", flush=True)
         results = tune.Tuner.restore(stage_path, trainable=trainable).get_results()
-        unfinished = [r.path for r in results if r.error is not None or not (r.metrics or {}).get("done")]
-        if unfinished:
-            raise RuntimeError(
-                f"--pretrained-run: {len(unfinished)} trial(s) of {stage_path} did not finish "
-                f"(first: {unfinished[0]}); --resume that run first."
-            )
-        return results
-    stage_path = os.path.join(run_dir, stage_name)
-    if resume and tune.Tuner.can_restore(stage_path):
-        print(f"[sqrl] resuming stage {stage_name!r} from {stage_path}", flush=True)
-        tuner = tune.Tuner.restore(stage_path, trainable=trainable, resume_errored=True, param_space=param_space)
     else:
-        print(f"[sqrl] starting stage {stage_name!r} in {stage_path}", flush=True)
-        tuner = tune.Tuner(
-            trainable,
-            param_space=param_space,
-            run_config=run_config,
-            tune_config=tune.TuneConfig(trial_dirname_creator=trial_dirname),
-        )
-    results = tuner.fit()
+        stage_path = os.path.join(run_dir, stage_name)
+        if resume and tune.Tuner.can_restore(stage_path):
+            print(f"[sqrl] resuming stage {stage_name!r} from {stage_path}", flush=True)
+            tuner = tune.Tuner.restore(stage_path, trainable=trainable, resume_errored=True, param_space=param_space)
+        else:
+            print(f"[sqrl] starting stage {stage_name!r} in {stage_path}", flush=True)
+            tuner = tune.Tuner(
+                trainable,
+                param_space=param_space,
+                run_config=run_config,
+                tune_config=tune.TuneConfig(trial_dirname_creator=trial_dirname),
+            )
+        results = tuner.fit()
     errors = [r.error for r in results if r.error is not None]
     if errors:
         raise RuntimeError(f"stage {stage_name!r}: {len(errors)} trial(s) failed; first error: {errors[0]}")
     # Tune ends a run early on Ctrl+C and returns as if done; a trial that met its stop criterion reported
     # done=True last, one cut short did not. Going on would fine-tune from unfinished pretraining.
     unfinished = sum(not (r.metrics or {}).get("done") for r in results)
+    if unfinished and source is not None:
+        raise RuntimeError(f"--pretrained-run: {unfinished} trial(s) of {stage_path} did not finish; --resume that run")
     if unfinished:
         raise StageInterrupted(f"stage {stage_name!r} interrupted with {unfinished} trial(s) unfinished")
     return results
