@@ -43,6 +43,8 @@ class Method:
             class adds to SQRL's (allowed under ``method_config.NAME``), or None.
         check_own_keys: import path of the function that validates a dict of those keys (with the SQRL
             keys it refuses), raising ValueError naming the key; None when ``own_keys`` is None.
+        step_cost: CPU time per env step relative to SAC's (``benchmarks/throughput.py``, 2 cores); the
+            pipeline starts the costliest chains of runs first, so the slowest is not queued behind the rest.
     """
 
     name: str
@@ -55,6 +57,7 @@ class Method:
     config_class: str = SQRL_CONFIG
     own_keys: str | None = None
     check_own_keys: str | None = None
+    step_cost: float = 1.0
 
     def own_key_names(self) -> dict[str, tuple[Any, str]]:
         """The keys (name -> (default, help)) this method's config class adds to SQRL's; {} for SQRL's."""
@@ -95,6 +98,7 @@ METHODS: dict[str, Method] = {
             "sqrl",
             "SAC + safety critic: masked pretraining, masked Lagrangian fine-tuning (the paper's Algorithms 1-2).",
             pretrained_by="sqrl",
+            step_cost=1.3,  # 59.4 vs SAC's 78.2 env steps/s (benchmarks/README.md, "The baselines")
         ),
         Method(
             "sac",
@@ -114,6 +118,7 @@ METHODS: dict[str, Method] = {
             finetune=_ESAC,
             safety_grid=False,
             critic_fit=False,
+            step_cost=3.2,  # 24.1 env steps/s
         ),
         Method(
             "sac_from_sqrl",
@@ -139,6 +144,7 @@ METHODS: dict[str, Method] = {
             finetune=_NO_SAFETY_UNSCALED,
             safety_grid=False,
             critic_fit=False,
+            step_cost=0.75,  # 103.9 env steps/s
             config_class=WCPG_CONFIG,
             own_keys="sqrl_rllib.algorithms.wcpg.keys:WCPG_KEYS",
             check_own_keys="sqrl_rllib.algorithms.wcpg.keys:check_wcpg_keys",
@@ -153,6 +159,7 @@ METHODS: dict[str, Method] = {
             finetune=_NO_SAFETY_UNSCALED,
             safety_grid=False,
             critic_fit=False,
+            step_cost=0.15,  # on-policy; its 5e4-step pretraining took 2 min to SAC's 14 (methods seed 1)
             config_class=CPO_CONFIG,
             own_keys="sqrl_rllib.algorithms.cpo.keys:CPO_KEYS",
             check_own_keys="sqrl_rllib.algorithms.cpo.keys:check_cpo_keys",

@@ -5,6 +5,10 @@ its own pretraining trial (and critic fit); each fine-tuning trial starts from t
 method's pretraining and its own seed. A stage's trials are a Tune grid over ``grid_point`` (a dict: the
 method and its SQRL keys, e.g. eps_safe) x seed; every key a point sets is a ``tune.sample_from`` that
 reads it, and the fine-tuning ``pretrained_checkpoint`` is a ``tune.sample_from(PretrainedCheckpoint(..))``.
+
+Each pretraining method is one chain of Tune runs (``stage_run_name``): its pretraining, then the
+fine-tuning of the methods that start from it. The chains run at the same time on the cluster, so a
+method's fine-tuning starts as soon as its own pretraining is done rather than after the slowest method's.
 """
 
 from __future__ import annotations
@@ -136,20 +140,50 @@ def stage_config_classes(experiment: dict[str, Any], stage: str) -> list[str]:
     return list(dict.fromkeys(METHODS[p["method"]].config_class for p in stage_points(experiment, stage)))
 
 
-def _class_points(experiment: dict[str, Any], stage: str, config_class: str | None) -> list[dict[str, Any]]:
+def stage_run_name(stage: str, source: str) -> str:
+    """The Tune run (``RUN/<name>``) of ``stage`` in the chain of pretraining method ``source``: ``pretrain``
+    and ``finetune`` for SQRL's chain, ``pretrain_<source>`` and ``finetune_<source>`` for another's."""
+    return stage if source == "sqrl" else f"{stage}_{source}"
+
+
+def chain_cost(experiment: dict[str, Any], source: str) -> float:
+    """CPU time of pretraining method ``source``'s chain of runs in SAC env steps: its pretraining trials and
+    the fine-tuning trials that start from them, each weighted by its method's ``step_cost``."""
+    from sqrl_rllib.experiments import experiment_seeds
+    from sqrl_rllib.methods import METHODS
+
+    cost = 0.0
+    for stage in ("pretrain", "finetune"):
+        steps = experiment[stage]["stop"].get("num_env_steps_sampled_lifetime") or 1
+        for point in stage_points(experiment, stage):
+            if METHODS[point["method"]].pretrained_by == source:
+                cost += METHODS[point["method"]].step_cost * steps
+    return cost * len(experiment_seeds(experiment))
+
+
+def _class_points(
+    experiment: dict[str, Any], stage: str, config_class: str | None, source: str | None = None
+) -> list[dict[str, Any]]:
+    """``stage``'s points of the methods of ``config_class`` (default SQRL's), and of ``source``'s chain
+    (those ``Method.pretrained_by`` it) when given."""
     from sqrl_rllib.methods import METHODS, SQRL_CONFIG
 
     wanted = config_class or SQRL_CONFIG
-    return [p for p in stage_points(experiment, stage) if METHODS[p["method"]].config_class == wanted]
+    points = [p for p in stage_points(experiment, stage) if METHODS[p["method"]].config_class == wanted]
+    return [p for p in points if source is None or METHODS[p["method"]].pretrained_by == source]
 
 
-def _stage_space(experiment: dict[str, Any], stage: str, seeds: list[int], config_class: str | None = None):
-    """``stage``'s config of ``config_class`` with a grid over the points of the methods of that class x
-    ``seeds``; the point's keys are read from it."""
+def _stage_space(
+    experiment: dict[str, Any], stage: str, seeds: list[int], config_class: str | None = None, source: str | None = None
+):
+    """``stage``'s config of ``config_class`` with a grid over the points of the methods of that class (of
+    ``source``'s chain, when given) x ``seeds``; the point's keys are read from it."""
     from ray import tune
 
     config = build_config(experiment, stage, config_class)
-    points = _class_points(experiment, stage, config_class)
+    points = _class_points(experiment, stage, config_class, source)
+    if not points:
+        raise ValueError(f"stage {stage!r} has no trial of config class {config_class} and pretraining source {source}")
     for key in sorted({key for point in points for key in point}):
         setattr(config, key, tune.sample_from(PointValue(key, getattr(config, key))))
     # Not an SQRL key: RLlib keeps it as a plain attribute, and the trial's keys are read from it.
@@ -158,10 +192,12 @@ def _stage_space(experiment: dict[str, Any], stage: str, seeds: list[int], confi
     return config
 
 
-def pretrain_config(experiment: dict[str, Any], seeds: list[int], config_class: str | None = None):
+def pretrain_config(
+    experiment: dict[str, Any], seeds: list[int], config_class: str | None = None, source: str | None = None
+):
     """Stage 1's Tune search space: one pretraining trial per pretraining method (of ``config_class``,
-    default SQRL's) x seed."""
-    return _stage_space(experiment, "pretrain", seeds, config_class)
+    default SQRL's; only ``source`` when given) x seed."""
+    return _stage_space(experiment, "pretrain", seeds, config_class, source)
 
 
 def finetune_config(
@@ -169,9 +205,10 @@ def finetune_config(
     seeds: list[int],
     checkpoints: dict[tuple[str, int], str],
     config_class: str | None = None,
+    source: str | None = None,
 ):
-    """Stage 2's Tune search space: methods (of ``config_class``, default SQRL's) x their grid points x
-    ``seeds``, each from its own checkpoint.
+    """Stage 2's Tune search space: methods (of ``config_class``, default SQRL's; those fine-tuned from
+    ``source``'s pretraining when given) x their grid points x ``seeds``, each from its own checkpoint.
 
     ``checkpoints`` maps (pretraining method, seed) to the pretraining (or critic-fitted) checkpoint; the
     config's ``pretrained_checkpoint`` is ``tune.sample_from(PretrainedCheckpoint(checkpoints))``, which
@@ -181,12 +218,12 @@ def finetune_config(
 
     from sqrl_rllib.methods import METHODS
 
-    points = _class_points(experiment, "finetune", config_class)
+    points = _class_points(experiment, "finetune", config_class, source)
     needed = {(METHODS[p["method"]].pretrained_by, s) for p in points for s in seeds}
     missing = sorted(needed - set(checkpoints))
     if missing:
         raise ValueError(f"no pretraining checkpoint for (method, seed) {missing}")
-    config = _stage_space(experiment, "finetune", seeds, config_class)
+    config = _stage_space(experiment, "finetune", seeds, config_class, source)
     config.pretrained_checkpoint = tune.sample_from(PretrainedCheckpoint(checkpoints))
     return config
 
@@ -420,8 +457,11 @@ def run_pipeline(
     record_transitions: bool = False,
     pretrained_run: str | None = None,
 ) -> pd.DataFrame:
-    """Run pretraining (one trial per pretraining method x seed) then fine-tuning (methods x grid x seeds);
+    """Run pretraining (one trial per pretraining method x seed) and fine-tuning (methods x grid x seeds);
     returns (and writes) the table.
+
+    Each pretraining method's chain (its pretraining, critic fits, then the fine-tuning of the methods that
+    start from it; ``stage_run_name``) runs at the same time as the others, costliest first (``chain_cost``).
 
     ``pretrained_run`` (a run directory, checked by ``pretrained_run.check_pretrained_run``) replaces the
     pretraining stage by that run's finished one: its trials are read, not rerun, and their rows lead the
@@ -435,82 +475,90 @@ def run_pipeline(
     each SQRL seed's pretraining replay to ``RUN/transitions/seed_S.parquet`` (``record_pretraining_transitions``).
     """
     import ray
+    from ray import tune
 
     from sqrl_rllib.algorithms.sqrl.offline import fit_checkpoint_safety_critic
     from sqrl_rllib.envs.own_env import register_own_env
     from sqrl_rllib.envs.rllib import register_rllib_envs
     from sqrl_rllib.experiments import experiment_methods, experiment_seeds
-    from sqrl_rllib.methods import METHODS, SQRL_CONFIG, pretraining_methods
+    from sqrl_rllib.methods import METHODS, load_object, pretraining_methods
+    from sqrl_rllib.pretrained_run import pretraining_stage_of
 
     start_ray(verbose, dashboard)
     register_rllib_envs()
     register_own_env(experiment["env"], experiment.get("failure"))
     experiment = fit_to_cluster(experiment, ray.cluster_resources())
     run_dir = storage_path.rstrip("/") + "/" + name
+    seeds = experiment_seeds(experiment)
+    fit = experiment["pretrain"].get("critic_fit")
+    # Tune's trainable registry is not thread-safe: each Algorithm class is registered here, in the driver's
+    # thread, under the name Tune would give it, and the chains' Tuners get that name.
+    trainables = {}
+    for config_class in stage_config_classes(experiment, "pretrain"):
+        algo_class = load_object(config_class)().algo_class
+        tune.register_trainable(algo_class.__name__, algo_class)
+        trainables[config_class] = algo_class.__name__
 
-    def stage(name: str, space_of_class, source: str | None = None) -> list:
-        # One Tune run per config class (a Tuner runs one trainable, the class's Algorithm): SQRL's methods
-        # in RUN/<stage> as before, another class's (e.g. WCPG's) in RUN/<stage>_<algorithm name>. The runs
-        # go at the same time, sharing the cluster, so that a stage lasts its slowest trial rather than
-        # the sum of each class's slowest (ESAC's trial would otherwise leave CPUs idle while WCPG waits).
-        # Tune's trainable registry is not thread-safe: each Algorithm class is registered here, in the
-        # driver's thread, under the name Tune would give it, and the Tuners get that name.
-        from ray import tune
+    def chain(source: str) -> list[tuple[str, Any]]:
+        # One pretraining method's runs: its pretraining, its critic fits, then the fine-tuning of every method
+        # that starts from it.
+        method = METHODS[source]
+        trainable = trainables[method.config_class]
+        pre_name = stage_run_name("pretrain", source)
+        pre_space = pretrain_config(experiment, seeds, method.config_class, source)
+        if pretrained_run:  # that run's stage holding this method (older runs kept several methods in one)
+            pre_name = pretraining_stage_of(pretrained_run, source)
+        stop = experiment["pretrain"]["stop"]
+        pre = _fit(
+            pre_name,
+            run_dir,
+            trainable,
+            pre_space,
+            _run_config(pre_name, run_dir, stop, max_failures, verbose),
+            resume,
+            pretrained_run,
+        )
+        # A --pretrained-run may hold more methods and seeds than this run fine-tunes.
+        pre = [r for r in pre if str(r.config.get("method", "sqrl")) == source and int(r.config["seed"]) in seeds]
+        checkpoints = pretrain_checkpoints(pre, seeds, [source])
+        for seed in seeds if fit and method.critic_fit else []:  # each is reused on --resume
+            print(f"[sqrl] {source} seed {seed}: fitting Q_safe on its pretraining data", flush=True)
+            checkpoints[(source, seed)] = fit_checkpoint_safety_critic(
+                _pretrain_algo_config(experiment, source, seed),
+                checkpoints[(source, seed)],
+                critic_fit_dir(run_dir, seed, source),
+                int(fit["num_steps"]),
+                float(fit.get("failure_fraction", 0.0)),
+            )
+        if record_transitions:
+            record_pretraining_transitions(experiment, checkpoints, run_dir)
+        checkpoints = offline_data_fits(experiment, checkpoints, run_dir)
+        for (_, seed), path in sorted(checkpoints.items()):
+            print(f"[sqrl] pretraining done; {source} seed {seed} fine-tunes from {path}", flush=True)
+        ft_name = stage_run_name("finetune", source)
+        ft_space = finetune_config(experiment, seeds, checkpoints, method.config_class, source)
+        stop = experiment["finetune"]["stop"]
+        ft = _fit(
+            ft_name, run_dir, trainable, ft_space, _run_config(ft_name, run_dir, stop, max_failures, verbose), resume
+        )
+        return [("pretrain", r) for r in pre] + [("finetune", r) for r in ft]
 
-        runs = []
-        for config_class in stage_config_classes(experiment, name):
-            config = space_of_class(config_class)
-            trainable = config.algo_class.__name__
-            tune.register_trainable(trainable, config.algo_class)
-            run_name = name if config_class == SQRL_CONFIG else f"{name}_{trainable.lower()}"
-            run_config = _run_config(run_name, run_dir, experiment[name]["stop"], max_failures, verbose)
-            runs.append((run_name, run_dir, trainable, config, run_config, resume, source))
-        if len(runs) == 1:  # in the driver's own thread, where Tune catches Ctrl+C and checkpoints
-            return list(_fit(*runs[0]))
-        # Tune catches Ctrl+C only in the main thread, so here it interrupts the wait: the runs are left to
-        # the caller's exit (their trials restart from their last checkpoints on --resume), not joined,
-        # which would wait for every trial to finish its budget.
-        pool = ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix=f"sqrl-{name}")
-        futures = [pool.submit(_fit, *run) for run in runs]
+    # Costliest first: Ray grants CPUs roughly in request order, and the slowest chain bounds the run.
+    sources = sorted(pretraining_methods(experiment_methods(experiment)), key=lambda m: -chain_cost(experiment, m))
+    if len(sources) == 1:  # in the driver's own thread, where Tune catches Ctrl+C and checkpoints
+        results = chain(sources[0])
+    else:
+        # Tune catches Ctrl+C only in the main thread, so here it interrupts the wait: the runs are left to the
+        # caller's exit (their trials restart from their last checkpoints on --resume), not joined, which would
+        # wait for every trial to finish its budget.
+        pool = ThreadPoolExecutor(max_workers=len(sources), thread_name_prefix="sqrl-chain")
+        futures = [pool.submit(chain, source) for source in sources]
         try:
             results = [result for future in futures for result in future.result()]
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)
-            raise StageInterrupted(f"stage {name!r} interrupted") from None
+            raise StageInterrupted("run interrupted") from None
         pool.shutdown()
-        return results
-
-    seeds = experiment_seeds(experiment)
-    pre_methods = pretraining_methods(experiment_methods(experiment))
-    pre_results = stage(
-        "pretrain", lambda config_class: pretrain_config(experiment, seeds, config_class), pretrained_run
-    )
-    if pretrained_run:  # that run may hold more methods and seeds than this one fine-tunes
-        wanted = {(m, s) for m in pre_methods for s in seeds}
-        pre_results = [r for r in pre_results if (str(r.config.get("method", "sqrl")), int(r.config["seed"])) in wanted]
-    checkpoints = pretrain_checkpoints(pre_results, seeds, pre_methods)
-    fit = experiment["pretrain"].get("critic_fit")
-    for method in pre_methods if fit else []:
-        if not METHODS[method].critic_fit:
-            continue
-        for seed in seeds:  # one after the other in the driver; each is reused on --resume
-            print(f"[sqrl] {method} seed {seed}: fitting Q_safe on its pretraining data", flush=True)
-            checkpoints[(method, seed)] = fit_checkpoint_safety_critic(
-                _pretrain_algo_config(experiment, method, seed),
-                checkpoints[(method, seed)],
-                critic_fit_dir(run_dir, seed, method),
-                int(fit["num_steps"]),
-                float(fit.get("failure_fraction", 0.0)),
-            )
-    if record_transitions:
-        record_pretraining_transitions(experiment, checkpoints, run_dir)
-    checkpoints = offline_data_fits(experiment, checkpoints, run_dir)
-    for (method, seed), path in sorted(checkpoints.items()):
-        print(f"[sqrl] pretraining done; {method} seed {seed} fine-tunes from {path}", flush=True)
-
-    ft_results = stage("finetune", lambda config_class: finetune_config(experiment, seeds, checkpoints, config_class))
-
-    results = [("pretrain", r) for r in pre_results] + [("finetune", r) for r in ft_results]
     table = results_table([_row(stage_name, r) for stage_name, r in results])
     table.attrs["outputs"] = write_outputs(table, results, run_dir)
     return table

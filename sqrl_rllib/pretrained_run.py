@@ -17,14 +17,32 @@ from sqrl_rllib.methods import pretraining_methods
 
 def pretraining_trials(run_dir: pathlib.Path) -> dict[tuple[str, int], dict[str, Any]]:
     """(method, seed) -> the trial's params.json, for every pretraining trial in ``run_dir`` (the stage
-    directories ``pretrain`` and ``pretrain_<algorithm>`` that Tune wrote, i.e. that hold a tuner.pkl)."""
+    directories ``pretrain`` and ``pretrain_<method>`` that Tune wrote, i.e. that hold a tuner.pkl)."""
+    return {key: params for key, (_, params) in _pretraining_trials(run_dir).items()}
+
+
+def pretraining_stage_of(run_dir: str | pathlib.Path, method: str) -> str:
+    """The name of the stage directory of ``run_dir`` that holds ``method``'s pretraining trials
+    (``pretrain_<method>``, or ``pretrain``, which held every SQRL-class method before runs were chained
+    per method)."""
+    stages = sorted(
+        {stage for (name, _), (stage, _) in _pretraining_trials(pathlib.Path(run_dir)).items() if name == method}
+    )
+    if len(stages) != 1:
+        raise ValueError(
+            f"--pretrained-run {run_dir}: {method}'s pretraining is in {len(stages)} stages ({stages}), not one"
+        )
+    return stages[0]
+
+
+def _pretraining_trials(run_dir: pathlib.Path) -> dict[tuple[str, int], tuple[str, dict[str, Any]]]:
     trials = {}
     for stage in sorted(run_dir.glob("pretrain*")):
         if not (stage / "tuner.pkl").is_file():  # e.g. pretrain_critic_fit: not a Tune stage
             continue
         for params_file in sorted(stage.glob("*/params.json")):
             params = json.loads(params_file.read_text())
-            trials[(str(params.get("method", "sqrl")), int(params["seed"]))] = params
+            trials[(str(params.get("method", "sqrl")), int(params["seed"]))] = (stage.name, params)
     return trials
 
 

@@ -10,11 +10,13 @@ import pytest
 from ray.tune.search.variant_generator import generate_variants
 
 from sqrl_rllib.experiments import ExperimentError, experiment_methods, prepare_experiment
+from sqrl_rllib.methods import SQRL_CONFIG
 from sqrl_rllib.pipeline import (
     RETURN_KEY,
     STEPS_KEY,
     TABLE_COLUMNS,
     PretrainedCheckpoint,
+    chain_cost,
     critic_fit_dir,
     finetune_config,
     format_table,
@@ -22,6 +24,7 @@ from sqrl_rllib.pipeline import (
     pretrain_config,
     results_table,
     return_auc,
+    stage_run_name,
     trial_dirname,
 )
 
@@ -306,3 +309,28 @@ def test_finetune_grid_crosses_eps_safe_gamma_safe_and_seeds_and_each_trial_gets
         assert v["grid_point"].get("eps_safe", v["eps_safe"]) == v["eps_safe"]
         assert v["grid_point"].get("gamma_safe", v["gamma_safe"]) == v["gamma_safe"]
     assert sorted(v["seed"] for v in variants if v["method"] == "sac") == [1, 2]
+
+
+def test_each_pretraining_method_is_a_chain_of_its_own_runs_costliest_first():
+    """The methods benchmark's six methods: five chains (RS fine-tunes in SQRL's), each pretraining only its
+    own method and fine-tuning the methods that start from it, so that ESAC's slow pretraining holds up only
+    ESAC's fine-tuning; ESAC's chain is the costliest and starts first."""
+    methods = ["sqrl", "sac", "esac", "wcpg", "rs", "cpo"]
+    experiment = prepare_experiment("drunk_spider", [], False, None, seeds=[1], methods=methods)
+    costs = {m: chain_cost(experiment, m) for m in ("sqrl", "sac", "esac", "wcpg", "cpo")}
+    assert max(costs, key=costs.get) == "esac" and min(costs, key=costs.get) == "cpo"
+    # SQRL's chain also fine-tunes RS: SQRL's steps at 1.3 and RS's at 1.0, 5e4 steps per trial.
+    assert costs["sqrl"] == pytest.approx((1.3 + 1.3 + 1.0) * 50000)
+    assert [stage_run_name(s, "sqrl") for s in ("pretrain", "finetune")] == ["pretrain", "finetune"]
+    assert [stage_run_name(s, "esac") for s in ("pretrain", "finetune")] == ["pretrain_esac", "finetune_esac"]
+
+    def methods_of(config):
+        return sorted(v["method"] for v in _variants(config))
+
+    assert methods_of(pretrain_config(experiment, [1], SQRL_CONFIG, "esac")) == ["esac"]
+    checkpoints = {(m, 1): f"/runs/x/{m}" for m in ("sqrl", "sac", "esac")}
+    assert methods_of(finetune_config(experiment, [1], checkpoints, SQRL_CONFIG, "sqrl")) == ["rs", "sqrl"]
+    # A chain needs only its own source's checkpoints.
+    assert methods_of(finetune_config(experiment, [1], {("sac", 1): "/runs/x/sac"}, SQRL_CONFIG, "sac")) == ["sac"]
+    with pytest.raises(ValueError, match="no trial of config class"):
+        pretrain_config(experiment, [1], SQRL_CONFIG, "rs")

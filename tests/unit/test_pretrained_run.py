@@ -56,3 +56,19 @@ def test_the_critic_fit_directory_is_not_a_pretraining_stage(tmp_path):
     (tmp_path / "pretrain_critic_fit" / "seed_3").mkdir(parents=True)
     (tmp_path / "pretrain_critic_fit" / "seed_3" / "params.json").write_text("{}")
     assert sorted(pretraining_trials(tmp_path)) == [("sqrl", 3), ("wcpg", 3)]
+
+
+def test_each_method_is_read_from_the_stage_that_holds_it_in_either_layout(tmp_path):
+    """Runs chained per method keep SAC in ``pretrain_sac``; earlier runs kept every SQRL-class method in
+    ``pretrain``. A method found in two stages is refused rather than read from either."""
+    from sqrl_rllib.pretrained_run import pretraining_stage_of
+
+    chained, older = tmp_path / "chained", tmp_path / "older"
+    fake_pretraining(chained, [("sqrl", 0, SPIDER, {})])
+    fake_pretraining(chained, [("sac", 0, SPIDER, {})], stage="pretrain_sac")
+    fake_pretraining(older, [("sqrl", 0, SPIDER, {}), ("sac", 0, SPIDER, {})])
+    assert [pretraining_stage_of(chained, m) for m in ("sqrl", "sac")] == ["pretrain", "pretrain_sac"]
+    assert [pretraining_stage_of(older, m) for m in ("sqrl", "sac")] == ["pretrain", "pretrain"]
+    fake_pretraining(older, [("sac", 1, SPIDER, {})], stage="pretrain_sac")
+    with pytest.raises(ValueError, match=r"sac's pretraining is in 2 stages"):
+        pretraining_stage_of(older, "sac")
