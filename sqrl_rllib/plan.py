@@ -3,12 +3,14 @@
 The estimate is measured, not guessed: a plain PyTorch SAC loop (``core.lean_sac``) runs a few hundred
 steps on the experiment's own env and network sizes in this process, and SQRL on RLlib is taken to run at
 ``SQRL_VS_LEAN`` of that rate (the ratio ``benchmarks/throughput.py`` records on 2 cores,
-benchmarks/README.md). Trials of a stage run side by side as the CPUs allow.
+benchmarks/README.md), every other method at SQRL's rate scaled by the ratio of their ``Method.step_cost``.
+Each pretraining method's chain of runs (its pretraining, then the fine-tuning trials that start from it) is
+scheduled on the trial slots the CPUs allow, costliest chain first, as the pipeline runs them.
 """
 
 from __future__ import annotations
 
-import math
+import heapq
 import os
 from typing import Any
 
@@ -66,6 +68,47 @@ def measured_steps_per_s(experiment: dict[str, Any]) -> float:
     return rate
 
 
+def trial_seconds(experiment: dict[str, Any], sqrl_steps_per_s: float) -> dict[str, list[tuple[str, float]]]:
+    """Pretraining method -> its chain's trials as (stage, estimated seconds), pretraining first: each
+    trial's env steps at SQRL's rate scaled by its method's ``step_cost``."""
+    from sqrl_rllib.experiments import experiment_methods, experiment_seeds
+    from sqrl_rllib.methods import METHODS, pretraining_methods
+    from sqrl_rllib.pipeline import stage_points
+
+    seeds = experiment_seeds(experiment)
+    chains: dict[str, list[tuple[str, float]]] = {m: [] for m in pretraining_methods(experiment_methods(experiment))}
+    for stage in ("pretrain", "finetune"):
+        steps = experiment[stage]["stop"].get("num_env_steps_sampled_lifetime") or 0
+        for point in stage_points(experiment, stage):
+            method = METHODS[point["method"]]
+            seconds = steps * method.step_cost / (METHODS["sqrl"].step_cost * sqrl_steps_per_s)
+            chains[method.pretrained_by] += [(stage, seconds)] * len(seeds)
+    return chains
+
+
+def schedule_seconds(chains: dict[str, list[tuple[str, float]]], slots: int) -> float:
+    """Wall seconds of ``chains`` (``trial_seconds``) on ``slots`` trials at a time: a chain's fine-tuning
+    trials wait for all its pretraining trials; a free slot takes the next trial of the costliest chain that
+    has one ready."""
+    order = sorted(chains, key=lambda m: -sum(seconds for _, seconds in chains[m]))
+    ready = {m: [t for t in chains[m] if t[0] == "pretrain"] for m in order}
+    waiting = {m: [t for t in chains[m] if t[0] != "pretrain"] for m in order}
+    left = {m: len(ready[m]) for m in order}
+    running: list[tuple[float, str, str]] = []
+    now = 0.0
+    while any(ready.values()) or running:
+        for m in order:
+            while ready[m] and len(running) < slots:
+                stage, seconds = ready[m].pop(0)
+                heapq.heappush(running, (now + seconds, m, stage))
+        now, m, stage = heapq.heappop(running)
+        if stage == "pretrain":
+            left[m] -= 1
+            if left[m] == 0:
+                ready[m], waiting[m] = waiting[m], []
+    return now
+
+
 def describe_plan(experiment: dict[str, Any], lean_steps_per_s: float, cpus: int | None = None) -> str:
     """The plan as text lines, with the estimated wall time per stage and in all."""
     cpus = cpus or os.cpu_count() or 1
@@ -76,22 +119,29 @@ def describe_plan(experiment: dict[str, Any], lean_steps_per_s: float, cpus: int
         f"[sqrl] dry run: lean SAC measured {lean_steps_per_s:.0f} env steps/s here; SQRL estimated at "
         f"{rate:.0f} per trial (x{SQRL_VS_LEAN}), {parallel} trial(s) at a time on {cpus} CPUs"
     ]
-    total = 0.0
+    chains = trial_seconds(experiment, rate)
+    timed = True
     for row in trial_plan(experiment):
         steps = row["env_steps_per_trial"]
         if steps is None:
+            timed = False
             lines.append(f"  {row['stage']}: {row['trials']} trial(s), stopped by {experiment[row['stage']]['stop']}")
             continue
-        seconds = math.ceil(row["trials"] / parallel) * steps / rate
-        total += seconds
+        # The stage's trials on their own, all slots busy: its share of the run, in wall time.
+        seconds = sum(s for chain in chains.values() for stage, s in chain if stage == row["stage"]) / parallel
         grid = f" (grid {row['grid']} for the methods with a safety critic)" if row["grid"] else ""
         methods = ", ".join(f"{m} x{n}" if n > 1 else m for m, n in row["methods"].items())
         lines.append(
             f"  {row['stage']}: {row['trials']} trial(s) = methods {methods}{grid} x seeds {row['seeds']}; "
             f"{steps} env steps each, "
-            f"{row['env_steps_total']} in all; about {_minutes(seconds)}"
+            f"{row['env_steps_total']} in all; about {_minutes(seconds)} of trials"
         )
-    lines.append(f"  estimated training time: about {_minutes(total)} (plus Ray and trial start-up)")
+    if timed:
+        total = schedule_seconds(chains, parallel)
+        lines.append(
+            f"  estimated training time: about {_minutes(total)} (each method's chain of runs side by side, the "
+            "costliest first; plus Ray and trial start-up)"
+        )
     return "\n".join(lines)
 
 

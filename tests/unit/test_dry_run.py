@@ -1,5 +1,6 @@
 """--dry-run validates, prints the plan and a measured estimate, and starts no Ray (issue 19)."""
 
+import pytest
 import ray
 
 from sqrl_rllib.experiments import prepare_experiment
@@ -34,3 +35,24 @@ def test_dry_run_exits_zero_without_starting_ray(capsys):
     assert not ray.is_initialized()
     assert "[sqrl] experiment drunk_spider" in out and "lean SAC measured" in out
     assert "pretrain: 2 trial(s) = methods sqrl, sac x seeds [0]; 2000 env steps each" in out
+
+
+def test_schedule_runs_each_chain_after_its_own_pretraining_costliest_first():
+    from sqrl_rllib.plan import schedule_seconds, trial_seconds
+
+    chains = {"fast": [("pretrain", 1.0), ("finetune", 1.0)], "slow": [("pretrain", 10.0), ("finetune", 10.0)]}
+    # Two slots: the fast chain fine-tunes beside the slow pretraining; the run lasts the slow chain.
+    assert schedule_seconds(chains, 2) == 20.0
+    assert schedule_seconds(chains, 1) == 22.0
+    # A chain fine-tunes only once all its seeds' pretraining is done.
+    assert schedule_seconds({"m": [("pretrain", 1.0), ("pretrain", 5.0), ("finetune", 1.0)]}, 3) == 6.0
+
+    methods = ["sqrl", "sac", "esac", "wcpg", "rs", "cpo"]
+    experiment = prepare_experiment("drunk_spider", [], quick=False, num_seeds=None, seeds=[1], methods=methods)
+    seconds = trial_seconds(experiment, sqrl_steps_per_s=50.0)
+    # SQRL's chain: its pretraining, then SQRL's and RS's fine-tuning; ESAC at 3.2 / 1.3 of SQRL's time.
+    assert [stage for stage, _ in seconds["sqrl"]] == ["pretrain", "finetune", "finetune"]
+    assert seconds["esac"][0][1] == pytest.approx(1000.0 * 3.2 / 1.3)
+    # Two slots: no schedule beats ESAC's chain or half of all the work, and this one is within 5% of both.
+    bound = max(sum(s for _, s in seconds["esac"]), sum(s for chain in seconds.values() for _, s in chain) / 2)
+    assert bound <= schedule_seconds(seconds, 2) <= 1.05 * bound
