@@ -146,6 +146,9 @@ def plot(experiment: str = "drunk_spider", out: pathlib.Path | None = None) -> p
         for ax, stage, figure in zip(ax_row, ("pretrain", "finetune"), figures, strict=True):
             title = f"{experiment} {stage} (paper {figure}), seeds {','.join(map(str, seeds))}"
             pipeline.draw_bands(ax, curve_bands(rows, stage, column), title, ylabel)
+            if column == "cumulative_failures":
+                # Linear up to 10, logarithmic above: a handful of failures stays readable beside thousands.
+                ax.set_yscale("symlog", linthresh=10)
     fig.tight_layout()
     out = out or ROOT.parent / "docs" / "img" / f"methods_{experiment}.png"
     fig.savefig(out, dpi=90)
