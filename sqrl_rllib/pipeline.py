@@ -148,17 +148,12 @@ def stage_run_name(stage: str, source: str) -> str:
 
 def chain_cost(experiment: dict[str, Any], source: str) -> float:
     """CPU time of pretraining method ``source``'s chain of runs in SAC env steps: its pretraining trials and
-    the fine-tuning trials that start from them, each weighted by its method's ``step_cost``."""
-    from sqrl_rllib.experiments import experiment_seeds
+    the fine-tuning trials that start from them, each weighted by its method's ``step_cost``
+    (``plan.trial_seconds`` at the rate that makes one SAC step one unit)."""
     from sqrl_rllib.methods import METHODS
+    from sqrl_rllib.plan import trial_seconds
 
-    cost = 0.0
-    for stage in ("pretrain", "finetune"):
-        steps = experiment[stage]["stop"].get("num_env_steps_sampled_lifetime") or 1
-        for point in stage_points(experiment, stage):
-            if METHODS[point["method"]].pretrained_by == source:
-                cost += METHODS[point["method"]].step_cost * steps
-    return cost * len(experiment_seeds(experiment))
+    return sum(seconds for _, seconds in trial_seconds(experiment, 1.0 / METHODS["sqrl"].step_cost)[source])
 
 
 def _class_points(
