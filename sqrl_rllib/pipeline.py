@@ -17,6 +17,7 @@ import math
 import os
 import pathlib
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -223,9 +224,11 @@ def finetune_config(
     return config
 
 
-def _run_config(name: str, run_dir: str, stop: dict, max_failures: int, verbose: bool = False):
+def _run_config(name: str, run_dir: str, stop: dict, max_failures: int, verbose: bool = False, started=None):
+    """The stage's Tune RunConfig; ``started`` (a threading.Event) is set when one of its trials starts."""
     from ray import tune
 
+    from sqrl_rllib.chain_start import FirstTrialStarted
     from sqrl_rllib.progress import ProgressLines
 
     if verbose:  # Tune's own status tables, as before
@@ -240,6 +243,8 @@ def _run_config(name: str, run_dir: str, stop: dict, max_failures: int, verbose:
     else:  # one line per trial per interval
         total = stop.get("num_env_steps_sampled_lifetime", float("nan"))
         output = {"callbacks": [ProgressLines(name, total, every_s=PROGRESS_EVERY_S)], "verbose": 0}
+    if started is not None:
+        output["callbacks"] = [*output.get("callbacks", []), FirstTrialStarted(started)]
     return tune.RunConfig(
         name=name,
         storage_path=run_dir,
@@ -473,6 +478,7 @@ def run_pipeline(
     from ray import tune
 
     from sqrl_rllib.algorithms.sqrl.offline import fit_checkpoint_safety_critic
+    from sqrl_rllib.chain_start import submit_in_order
     from sqrl_rllib.envs.own_env import register_own_env
     from sqrl_rllib.envs.rllib import register_rllib_envs
     from sqrl_rllib.experiments import experiment_methods, experiment_seeds
@@ -494,9 +500,9 @@ def run_pipeline(
         tune.register_trainable(algo_class.__name__, algo_class)
         trainables[config_class] = algo_class.__name__
 
-    def chain(source: str) -> list[tuple[str, Any]]:
+    def chain(source: str, started: threading.Event) -> list[tuple[str, Any]]:
         # One pretraining method's runs: its pretraining, its critic fits, then the fine-tuning of every method
-        # that starts from it.
+        # that starts from it. ``started`` is set once its pretraining holds resources (or is done).
         method = METHODS[source]
         trainable = trainables[method.config_class]
         pre_name = stage_run_name("pretrain", source)
@@ -509,10 +515,11 @@ def run_pipeline(
             run_dir,
             trainable,
             pre_space,
-            _run_config(pre_name, run_dir, stop, max_failures, verbose),
+            _run_config(pre_name, run_dir, stop, max_failures, verbose, started),
             resume,
             pretrained_run,
         )
+        started.set()
         # A --pretrained-run may hold more methods and seeds than this run fine-tunes.
         pre = [r for r in pre if str(r.config.get("method", "sqrl")) == source and int(r.config["seed"]) in seeds]
         checkpoints = pretrain_checkpoints(pre, seeds, [source])
@@ -538,17 +545,17 @@ def run_pipeline(
         )
         return [("pretrain", r) for r in pre] + [("finetune", r) for r in ft]
 
-    # Costliest first: Ray grants CPUs roughly in request order, and the slowest chain bounds the run.
+    # Costliest first: the slowest chain bounds the run (chain_start: started one after another).
     sources = sorted(pretraining_methods(experiment_methods(experiment)), key=lambda m: -chain_cost(experiment, m))
     if len(sources) == 1:  # in the driver's own thread, where Tune catches Ctrl+C and checkpoints
-        results = chain(sources[0])
+        results = chain(sources[0], threading.Event())
     else:
         # Tune catches Ctrl+C only in the main thread, so here it interrupts the wait: the runs are left to the
         # caller's exit (their trials restart from their last checkpoints on --resume), not joined, which would
         # wait for every trial to finish its budget.
         pool = ThreadPoolExecutor(max_workers=len(sources), thread_name_prefix="sqrl-chain")
-        futures = [pool.submit(chain, source) for source in sources]
         try:
+            futures = submit_in_order(pool, chain, sources)
             results = [result for future in futures for result in future.result()]
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)

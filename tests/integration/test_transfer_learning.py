@@ -75,15 +75,17 @@ def test_sac_learns_the_pretraining_task(runs):
 
 
 def test_sqrl_fine_tuning_fails_less_than_sac_fine_tuning(runs):
-    # Failures in the 2000 fine-tuning steps, each method from its own pretraining. Measured 2026-12-06:
-    # SQRL 2, 0, 0 against SAC 216, 71, 0 on seeds 0-2 (SAC's seed 2 has not found the goal and times out
-    # safely). Fine-tuned from the same SQRL checkpoints without the mask and the Lagrangian
-    # (mask_enabled=False, lagrangian=False), its policy fails 237, 0 and 248 times: the mask, not the pretrained
-    # policy, keeps it safe.
+    # Failures in the 2000 fine-tuning steps, each method from its own pretraining, seeds 0-2. Measured
+    # 2026-12-06: SQRL 2, 0, 0 against SAC 216, 71, 0; measured 2026-12-07 on an AMD EPYC box (AVX2), where
+    # the same seeded code runs otherwise: SQRL 9, 0, 2 against SAC 188, 55, 0. SAC's seed 2 has not found
+    # the goal and times out safely, so "SQRL <= SAC on every seed" says nothing about safety and does not
+    # hold on both machines. Fine-tuned from the same SQRL checkpoints without the mask and the Lagrangian
+    # (mask_enabled=False, lagrangian=False), its policy fails 237, 0 and 248 times: the per-seed bound of 20
+    # is the mask's doing, ten times below that.
     failures = {key: fine[-1]["failures"] for key, (_, fine) in runs.items()}
     print(failures)
     for seed in SEEDS:
-        assert failures["sqrl", seed] <= failures["sac", seed], failures
+        assert failures["sqrl", seed] <= 20, failures
     sqrl, sac = (sum(failures[method, seed] for seed in SEEDS) for method in ("sqrl", "sac"))
     assert sac >= 50 and sqrl <= 0.2 * sac, failures
 
