@@ -170,6 +170,61 @@ def merge(experiment: str = "drunk_spider") -> pd.DataFrame:
     return table
 
 
+# The docs table's method order and labels (the paper's order: SQRL, then the baselines).
+LABELS = {
+    "sqrl": "SQRL",
+    "sac": "SAC",
+    "esac": "ESAC",
+    "rs": "RS",
+    "wcpg": "WCPG",
+    "cpo": "CPO",
+}
+
+
+def _seed_counts(rows: pd.DataFrame, seeds: list[int]) -> str:
+    """ "F/E; F/E; ..." (failures / episodes) per seed of one stage's rows; "-" for a seed without a row."""
+    if rows.empty:
+        return "-"
+    by_seed = rows.set_index("seed")
+    return "; ".join(
+        f"{int(by_seed.loc[s, 'failures'])}/{int(by_seed.loc[s, 'episodes'])}" if s in by_seed.index else "-"
+        for s in seeds
+    )
+
+
+def markdown(experiment: str = "drunk_spider") -> str:
+    """The committed seeds as docs/methods.md's Markdown table: per method, failures / episodes of each seed
+    in pretraining and fine-tuning, and the fine-tuning failure rate and final return as mean +- std."""
+    files = sorted(RESULTS.glob(f"{stem(experiment)}seed_*.csv"))
+    if not files:
+        raise SystemExit(f"no per-seed results in {RESULTS}: run `benchmarks/methods.py run --seed S` first")
+    rows = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    rows = rows[rows["kind"] == "trial"] if "kind" in rows.columns else rows
+    seeds = sorted(int(seed) for seed in rows["seed"].unique())
+    names = "; ".join(f"seed {seed}" for seed in seeds)
+    lines = [
+        f"| method | pretraining failures / episodes ({names}) | fine-tuning failures / episodes ({names}) "
+        "| fine-tuning failure rate, mean +- std | fine-tuning final return, mean +- std |",
+        "|---|---|---|---|---|",
+    ]
+    order = [m for m in LABELS if m in set(rows["method"])] + sorted(set(rows["method"]) - set(LABELS))
+    for method in order:
+        own = rows[rows["method"] == method]
+        counts = {stage: _seed_counts(own[own["stage"] == stage], seeds) for stage in ("pretrain", "finetune")}
+        if method == "rs" and counts["pretrain"] == "-":
+            counts["pretrain"] = "(SQRL's)"
+        fine = own[own["stage"] == "finetune"]
+        rate, ret = fine["failure_rate"], fine["final_return"]
+        label = LABELS.get(method, method)
+        if fine["eps_safe"].notna().any():
+            label += f" (eps_safe {fine['eps_safe'].iloc[0]:g}, gamma_safe {fine['gamma_safe'].iloc[0]:g})"
+        lines.append(
+            f"| {label} | {counts['pretrain']} | {counts['finetune']} | {100 * rate.mean():.2g}% +- "
+            f"{100 * rate.std():.2g}% | {ret.mean():.1f} +- {ret.std():.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     """``run`` one seed or ``merge`` the committed ones."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -188,6 +243,9 @@ def main() -> None:
     )
     both = sub.add_parser("merge", help="print the mean and std over the committed seeds")
     both.add_argument("--experiment", default="drunk_spider", help="whose per-seed CSVs to merge")
+    both.add_argument(
+        "--markdown", action="store_true", help="print docs/methods.md's table (per-seed counts, mean +- std)"
+    )
     draw = sub.add_parser("plot", help="draw the committed seeds' learning curves (paper figures 4, 7, 8, 9)")
     draw.add_argument("--experiment", default="drunk_spider", help="whose curves to draw")
     draw.add_argument("--out", type=pathlib.Path, help="PNG path (default docs/img/methods_EXPERIMENT.png)")
@@ -205,6 +263,9 @@ def main() -> None:
         return
     if args.command == "curves":
         write_curves(args.run_dir, args.seed, args.experiment)
+        return
+    if args.markdown:
+        print(markdown(args.experiment))
         return
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(merge(args.experiment))

@@ -143,3 +143,18 @@ def test_plot_without_curves_says_what_to_run(tmp_path, monkeypatch):
     monkeypatch.setattr(methods, "RESULTS", tmp_path)
     with pytest.raises(SystemExit, match="run --seed S"):
         methods.plot()
+
+
+def test_markdown_lists_each_seeds_counts_and_the_mean_and_std(tmp_path, monkeypatch):
+    monkeypatch.setattr(methods, "RESULTS", tmp_path)
+    for seed, (sqrl, sac) in enumerate([(2, 20), (4, 40)]):
+        table = rows(seed, sqrl, sac)
+        table["failure_rate"] = table["failures"] / table["episodes"]
+        table["final_return"] = [1.0, 2.0, 10.0 + seed, 5.0]
+        table.to_csv(tmp_path / f"seed_{seed}.csv", index=False)
+    lines = methods.markdown().splitlines()
+    assert "(seed 0; seed 1)" in lines[0]
+    sqrl, sac = lines[2], lines[3]
+    assert sqrl.startswith("| SQRL (eps_safe 0.1, gamma_safe 0.65) | 100/1000; 100/1000 | 2/1000; 4/1000 |")
+    assert "| 0.3% +- 0.14% | 10.5 +- 0.7 |" in sqrl
+    assert sac.startswith("| SAC | 200/1000; 200/1000 | 20/1000; 40/1000 | 3% +- 1.4% | 5.0 +- 0.0 |")
