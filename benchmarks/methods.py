@@ -157,12 +157,17 @@ def plot(experiment: str = "drunk_spider", out: pathlib.Path | None = None) -> p
     return out
 
 
-def merge(experiment: str = "drunk_spider") -> pd.DataFrame:
-    """Mean and std over the committed seeds, per stage and method (and grid point, where there is one)."""
+def seed_rows(experiment: str = "drunk_spider") -> pd.DataFrame:
+    """The committed per-seed CSVs' rows, one table; exits saying what to run when there are none."""
     files = sorted(RESULTS.glob(f"{stem(experiment)}seed_*.csv"))
     if not files:
         raise SystemExit(f"no per-seed results in {RESULTS}: run `benchmarks/methods.py run --seed S` first")
-    rows = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+
+
+def merge(experiment: str = "drunk_spider") -> pd.DataFrame:
+    """Mean and std over the committed seeds, per stage and method (and grid point, where there is one)."""
+    rows = seed_rows(experiment)
     keys = [c for c in ("stage", "method", "eps_safe", "gamma_safe") if c in rows.columns]
     columns = [c for c in SUMMARY if c in rows.columns]
     table = rows.groupby(keys, dropna=False)[columns].agg(["mean", "std"])
@@ -195,10 +200,7 @@ def _seed_counts(rows: pd.DataFrame, seeds: list[int]) -> str:
 def markdown(experiment: str = "drunk_spider") -> str:
     """The committed seeds as docs/methods.md's Markdown table: per method, failures / episodes of each seed
     in pretraining and fine-tuning, and the fine-tuning failure rate and final return as mean +- std."""
-    files = sorted(RESULTS.glob(f"{stem(experiment)}seed_*.csv"))
-    if not files:
-        raise SystemExit(f"no per-seed results in {RESULTS}: run `benchmarks/methods.py run --seed S` first")
-    rows = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    rows = seed_rows(experiment)
     rows = rows[rows["kind"] == "trial"] if "kind" in rows.columns else rows
     seeds = sorted(int(seed) for seed in rows["seed"].unique())
     names = "; ".join(f"seed {seed}" for seed in seeds)
