@@ -23,6 +23,9 @@ one line per method (the mean over seeds) with a band from the lowest to the hig
     python benchmarks/methods.py plot [--experiment minitaur_velocity] [--out docs/img/methods_drunk_spider.png]
 
 ``curves RUN_DIR --seed S`` writes the curves CSV of a run made before this existed (or by hand).
+``final-return [--experiment X]`` recomputes the committed CSVs' ``final_return`` (the mean of the last 20
+episodes, ``pipeline.final_return``) from their curves: CSVs written before session 25 hold RLlib's last
+reported return, the mean of the last iteration's episodes only.
 
 A reduced budget, stated in the CSV's env_steps column, e.g. SQRL vs SAC on Minitaur:
 
@@ -60,7 +63,7 @@ CURVE_COLUMNS = {
 }
 # (column, y label, the paper's figure for pretraining and for fine-tuning) of each row of panels ``plot`` draws.
 PANELS = [
-    ("episode_return", "episode return (mean of last 20)", ("figure 8", "figure 4")),
+    ("episode_return", "episode return (mean of the iteration's episodes)", ("figure 8", "figure 4")),
     ("cumulative_failures", "cumulative failures", ("figure 9", "figure 7")),
 ]
 
@@ -114,6 +117,33 @@ def write_curves(run_dir: pathlib.Path, seed: int, experiment: str = "drunk_spid
     curves(run_dir).to_csv(target, index=False, float_format="%.6g")
     print(f"wrote {target}", flush=True)
     return target
+
+
+def final_returns(experiment: str = "drunk_spider") -> list[pathlib.Path]:
+    """Recompute ``final_return`` (``pipeline.final_return``: the last 20 episodes' mean) of the committed
+    per-seed CSVs from their committed curves and rewrite them; returns the files rewritten.
+
+    CSVs written before session 25, or by a run started before it, hold RLlib's last reported return, the
+    mean of the last iteration's episodes only (five on CubeRotate); the curves hold what recomputes it.
+    """
+    written = []
+    for table_path in sorted(RESULTS.glob(f"{stem(experiment)}seed_*.csv")):
+        curves_path = table_path.with_name(table_path.name.replace("seed_", "curves_seed_"))
+        if not curves_path.exists():
+            print(f"skipped {table_path.name}: no {curves_path.name}")
+            continue
+        table, rows = pd.read_csv(table_path), pd.read_csv(curves_path)
+        trials = table[table["kind"] == "trial"] if "kind" in table.columns else table
+        for index, row in trials.iterrows():
+            mine = pd.Series(True, index=rows.index)
+            for key in ("stage", "method", "eps_safe", "gamma_safe", "seed"):  # a trial's key; NaN matches NaN
+                mine &= (rows[key] == row[key]) | (rows[key].isna() & pd.isna(row[key]))
+            history = rows[mine].rename(columns={v: k for k, v in CURVE_COLUMNS.items()})
+            table.loc[index, "final_return"] = round(pipeline.final_return(history, row["final_return"]), 3)
+        table.to_csv(table_path, index=False, float_format="%.10g")
+        written.append(table_path)
+        print(f"rewrote {table_path}")
+    return written
 
 
 def curve_bands(rows: pd.DataFrame, stage: str, column: str) -> dict[str, tuple]:
@@ -197,6 +227,13 @@ def _seed_counts(rows: pd.DataFrame, seeds: list[int]) -> str:
     )
 
 
+def _mean_std(values: pd.Series, spec: str, unit: str = "") -> str:
+    """ "mean +- std" over seeds; the value alone for one seed, whose std is undefined (NaN)."""
+    if len(values) < 2:
+        return f"{values.mean():{spec}}{unit}"
+    return f"{values.mean():{spec}}{unit} +- {values.std():{spec}}{unit}"
+
+
 def markdown(experiment: str = "drunk_spider") -> str:
     """The committed seeds as docs/methods.md's Markdown table: per method, failures / episodes of each seed
     in pretraining and fine-tuning, and the fine-tuning failure rate and final return as mean +- std."""
@@ -221,14 +258,14 @@ def markdown(experiment: str = "drunk_spider") -> str:
         if fine["eps_safe"].notna().any():
             label += f" (eps_safe {fine['eps_safe'].iloc[0]:g}, gamma_safe {fine['gamma_safe'].iloc[0]:g})"
         lines.append(
-            f"| {label} | {counts['pretrain']} | {counts['finetune']} | {100 * rate.mean():.2g}% +- "
-            f"{100 * rate.std():.2g}% | {ret.mean():.1f} +- {ret.std():.1f} |"
+            f"| {label} | {counts['pretrain']} | {counts['finetune']} "
+            f"| {_mean_std(100 * rate, '.2g', '%')} | {_mean_std(ret, '.1f')} |"
         )
     return "\n".join(lines)
 
 
 def main() -> None:
-    """``run`` one seed or ``merge`` the committed ones."""
+    """``run`` one seed, or ``merge``, ``plot`` or refresh (``final-return``) the committed ones."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     one = sub.add_parser("run", help="run (or resume) one seed through the pipeline")
@@ -255,7 +292,14 @@ def main() -> None:
     extract.add_argument("run_dir", type=pathlib.Path, help="the pipeline's run directory (has results.csv)")
     extract.add_argument("--seed", type=int, required=True, help="the run's seed (names the CSV)")
     extract.add_argument("--experiment", default="drunk_spider", help="the run's experiment (names the CSV)")
+    refresh = sub.add_parser(
+        "final-return", help="recompute the committed per-seed CSVs' final_return (last 20 episodes) from their curves"
+    )
+    refresh.add_argument("--experiment", default="drunk_spider", help="whose per-seed CSVs to rewrite")
     args = parser.parse_args()
+    if args.command == "final-return":
+        final_returns(args.experiment)
+        return
     if args.command == "run":
         extra = [arg for pair in args.set for arg in ("--set", pair)]
         extra += ["--pretrained-run", args.pretrained_run] if args.pretrained_run else []

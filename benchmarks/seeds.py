@@ -7,7 +7,8 @@ the spec's eps_safe 0.1 and gamma_safe 0.65, action noise domain-randomised over
 
 * ``pretrain_seed{S}.csv``: one row: seed, steps, failures, episodes, failure_rate,
   ``last_failure_rate`` (failed / finished episodes over the last ``--last-steps`` env steps),
-  final_return (mean of the last 50 episodes), and the deterministic masked policy's evaluation on
+  final_return (RLlib's mean over the last iteration's episodes, at most 50: Ray 2.60 empties the
+  smoothing window every iteration), and the deterministic masked policy's evaluation on
   the pretrain task (``eval_successes`` of ``eval_episodes``, ``eval_failures``, mean ``eval_return``).
 * ``pretrain_seed{S}_trace.csv``: one row per training iteration (env steps, return, cumulative
   failures and episodes, mask rejection / fallback rates, mask_active, Q_safe on failing and safe

@@ -28,6 +28,8 @@ STEPS_KEY = "env_runners/num_env_steps_sampled_lifetime"
 RETURN_KEY = "env_runners/episode_return_mean"
 FAILURES_KEY = "sqrl/cumulative_failures"
 EPISODES_KEY = "sqrl/cumulative_episodes"
+# Episodes the results table's final_return averages (pipeline's metrics_num_episodes_for_smoothing too).
+FINAL_EPISODES = 20
 # The metrics a trial's curves are drawn from (trial_history).
 HISTORY_KEYS = (STEPS_KEY, RETURN_KEY, FAILURES_KEY, EPISODES_KEY)
 
@@ -67,7 +69,7 @@ def build_config(experiment: dict[str, Any], stage: str, config_class: str | Non
         )
         # A dead EnvRunner is replaced instead of failing the trial.
         .fault_tolerance(restart_failed_env_runners=True)
-        .reporting(min_sample_timesteps_per_iteration=500, metrics_num_episodes_for_smoothing=20)
+        .reporting(min_sample_timesteps_per_iteration=500, metrics_num_episodes_for_smoothing=FINAL_EPISODES)
         .training(**(experiment.get("training") or {}))
         .sqrl(phase=stage, **(spec.get("sqrl") or {}))
     )
@@ -652,6 +654,7 @@ def _row(stage: str, result) -> dict[str, Any]:
     failures = int(_get(m, FAILURES_KEY, 0))
     episodes = int(_get(m, EPISODES_KEY, 0))
     method, eps_safe, gamma_safe = _grid_point(stage, result)
+    history = result_history(result)
     return {
         "stage": stage,
         "method": method,
@@ -663,8 +666,8 @@ def _row(stage: str, result) -> dict[str, Any]:
         "episodes": episodes,
         "failures": failures,
         "failure_rate": round(failures / episodes, 4) if episodes else float("nan"),
-        "final_return": round(float(_get(m, RETURN_KEY, float("nan"))), 3),
-        "return_auc": round(return_auc(result_history(result)), 3),
+        "final_return": round(final_return(history, float(_get(m, RETURN_KEY, float("nan")))), 3),
+        "return_auc": round(return_auc(history), 3),
         "trial_dir": result.path,
     }
 
@@ -699,6 +702,31 @@ def result_history(result) -> pd.DataFrame | None:
     not local (e.g. cloud storage)."""
     history = trial_history(result.path) if result.path and os.path.isdir(result.path) else None
     return history if history is not None else result.metrics_dataframe
+
+
+def final_return(history: pd.DataFrame | None, last_reported: float = float("nan")) -> float:
+    """Mean return of the trial's last ``FINAL_EPISODES`` episodes, from its per-iteration curve.
+
+    RLlib 2.60's EnvRunner reduces, and so empties, its episode-return window at every training iteration:
+    the reported ``episode_return_mean`` is the mean of the episodes that ended in that iteration (at most
+    the last ``metrics_num_episodes_for_smoothing`` of them), five 100-step CubeRotate episodes, not the last
+    20 (``tests/unit/test_final_return.py`` pins that). Each iteration's mean is weighted by the episodes it
+    averaged, going back from the end until ``FINAL_EPISODES`` are covered (the earliest of those iterations
+    counts only the episodes still missing, as if its own were alike). ``last_reported`` is returned
+    where the curve lacks the episode counts (a history from cloud storage without ``EPISODES_KEY``).
+    """
+    if history is None or RETURN_KEY not in history or EPISODES_KEY not in history:
+        return last_reported
+    curve = history[[RETURN_KEY, EPISODES_KEY]].astype(float).reset_index(drop=True)
+    lifetime = curve[EPISODES_KEY].ffill().fillna(0.0)
+    ended = lifetime.diff().fillna(lifetime)
+    weights = ended.clip(upper=FINAL_EPISODES).where(curve[RETURN_KEY].notna(), 0.0).fillna(0.0)
+    if weights.sum() <= 0:
+        return last_reported
+    # Episodes the later iterations cover; an iteration counts only the episodes still missing from the 20.
+    later = weights[::-1].cumsum()[::-1] - weights
+    window = (FINAL_EPISODES - later).clip(lower=0.0, upper=weights)
+    return float((window * curve[RETURN_KEY].fillna(0.0)).sum() / window.sum())
 
 
 def return_auc(history: pd.DataFrame | None) -> float:
@@ -817,7 +845,7 @@ def write_outputs(table: pd.DataFrame, results: list[tuple[str, Any]], run_dir: 
     import matplotlib.pyplot as plt
 
     for key, ylabel, fname in (
-        (RETURN_KEY, "episode return (mean of last 20)", "return.png"),
+        (RETURN_KEY, "episode return (mean of the iteration's episodes)", "return.png"),
         (FAILURES_KEY, "cumulative failures", "cumulative_failures.png"),
     ):
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), squeeze=False)

@@ -158,3 +158,44 @@ def test_markdown_lists_each_seeds_counts_and_the_mean_and_std(tmp_path, monkeyp
     assert sqrl.startswith("| SQRL (eps_safe 0.1, gamma_safe 0.65) | 100/1000; 100/1000 | 2/1000; 4/1000 |")
     assert "| 0.3% +- 0.14% | 10.5 +- 0.7 |" in sqrl
     assert sac.startswith("| SAC | 200/1000; 200/1000 | 20/1000; 40/1000 | 3% +- 1.4% | 5.0 +- 0.0 |")
+
+
+def test_markdown_of_one_seed_prints_no_undefined_spread(tmp_path, monkeypatch):
+    monkeypatch.setattr(methods, "RESULTS", tmp_path)
+    table = rows(0, 2, 20)
+    table["failure_rate"] = table["failures"] / table["episodes"]
+    table["final_return"] = [1.0, 2.0, 10.0, 5.0]
+    table.to_csv(tmp_path / "seed_0.csv", index=False)
+    text = methods.markdown()
+    assert "nan" not in text
+    assert "| 2/1000 | 0.2% | 10.0 |" in text.splitlines()[2]
+
+
+def test_final_return_rewrites_each_trials_return_from_its_curve(tmp_path, monkeypatch):
+    monkeypatch.setattr(methods, "RESULTS", tmp_path)
+    table = rows(0, 2, 20)
+    table["final_return"] = -400.0  # RLlib's last report: the last iteration's five episodes, one dropped
+    table.to_csv(tmp_path / "cube_seed_0.csv", index=False)
+    curves = []
+    for row in table.itertuples(index=False):
+        # SQRL's fine-tuning: four iterations of five episodes, the last one averaging a -1000 drop.
+        last = -400.0 if (row.stage, row.method) == ("finetune", "sqrl") else -100.0
+        for i, ret in enumerate([-200.0, -200.0, -200.0, -200.0, last]):
+            curves.append(
+                {
+                    "stage": row.stage,
+                    "method": row.method,
+                    "eps_safe": row.eps_safe,
+                    "gamma_safe": row.gamma_safe,
+                    "seed": 0,
+                    "env_steps": 500 * (i + 1),
+                    "episode_return": ret,
+                    "cumulative_failures": 0,
+                    "cumulative_episodes": 5 * (i + 1),
+                }
+            )
+    pd.DataFrame(curves).to_csv(tmp_path / "cube_curves_seed_0.csv", index=False)
+    assert methods.final_returns("cube") == [tmp_path / "cube_seed_0.csv"]
+    fixed = pd.read_csv(tmp_path / "cube_seed_0.csv").set_index(["stage", "method"])["final_return"]
+    assert fixed[("finetune", "sqrl")] == pytest.approx((-200 * 15 - 400 * 5) / 20)
+    assert fixed[("finetune", "sac")] == pytest.approx((-200 * 15 - 100 * 5) / 20)
