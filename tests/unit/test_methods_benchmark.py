@@ -199,3 +199,25 @@ def test_final_return_rewrites_each_trials_return_from_its_curve(tmp_path, monke
     fixed = pd.read_csv(tmp_path / "cube_seed_0.csv").set_index(["stage", "method"])["final_return"]
     assert fixed[("finetune", "sqrl")] == pytest.approx((-200 * 15 - 400 * 5) / 20)
     assert fixed[("finetune", "sac")] == pytest.approx((-200 * 15 - 100 * 5) / 20)
+
+
+def test_windows_count_each_windows_episodes_failures_and_weighted_return(tmp_path, monkeypatch):
+    monkeypatch.setattr(methods, "RESULTS", tmp_path)
+    curve = pd.DataFrame(
+        {
+            "stage": "finetune",
+            "method": "sac",
+            "eps_safe": None,
+            "gamma_safe": None,
+            "seed": 0,
+            "env_steps": [500, 1000, 1500, 2000],
+            "episode_return": [10.0, 20.0, -100.0, float("nan")],
+            "cumulative_failures": [0, 1, 4, 4],
+            "cumulative_episodes": [1, 4, 8, 8],
+        }
+    )
+    curve.to_csv(tmp_path / "minitaur_velocity_curves_seed_0.csv", index=False)
+    table = methods.windows("minitaur_velocity", 0, every=1000)
+    assert table["start"].tolist() == [0, 1000]
+    assert table["episodes"].tolist() == [4, 4] and table["failures"].tolist() == [1, 3]
+    assert table["return"].tolist() == [pytest.approx((10 + 3 * 20) / 4), pytest.approx(-100.0)]
