@@ -68,16 +68,19 @@ def measured_steps_per_s(experiment: dict[str, Any]) -> float:
     return rate
 
 
-def trial_seconds(experiment: dict[str, Any], sqrl_steps_per_s: float) -> dict[str, list[tuple[str, float]]]:
+def trial_seconds(
+    experiment: dict[str, Any], sqrl_steps_per_s: float, pretrained: bool = False
+) -> dict[str, list[tuple[str, float]]]:
     """Pretraining method -> its chain's trials as (stage, estimated seconds), pretraining first: each
-    trial's env steps at SQRL's rate scaled by its method's ``step_cost``."""
+    trial's env steps at SQRL's rate scaled by its method's ``step_cost``. ``pretrained``: the run fine-tunes
+    from another run's pretraining (``--pretrained-run``), so its chains hold fine-tuning trials only."""
     from sqrl_rllib.experiments import experiment_methods, experiment_seeds
     from sqrl_rllib.methods import METHODS, pretraining_methods
     from sqrl_rllib.pipeline import stage_points
 
     seeds = experiment_seeds(experiment)
     chains: dict[str, list[tuple[str, float]]] = {m: [] for m in pretraining_methods(experiment_methods(experiment))}
-    for stage in ("pretrain", "finetune"):
+    for stage in ("finetune",) if pretrained else ("pretrain", "finetune"):
         steps = experiment[stage]["stop"].get("num_env_steps_sampled_lifetime") or 0
         for point in stage_points(experiment, stage):
             method = METHODS[point["method"]]
@@ -94,6 +97,9 @@ def schedule_seconds(chains: dict[str, list[tuple[str, float]]], slots: int) -> 
     ready = {m: [t for t in chains[m] if t[0] == "pretrain"] for m in order}
     waiting = {m: [t for t in chains[m] if t[0] != "pretrain"] for m in order}
     left = {m: len(ready[m]) for m in order}
+    for m in order:  # a chain without pretraining (--pretrained-run) fine-tunes at once
+        if not left[m]:
+            ready[m], waiting[m] = waiting[m], []
     running: list[tuple[float, str, str]] = []
     now = 0.0
     while any(ready.values()) or running:
@@ -109,8 +115,11 @@ def schedule_seconds(chains: dict[str, list[tuple[str, float]]], slots: int) -> 
     return now
 
 
-def describe_plan(experiment: dict[str, Any], lean_steps_per_s: float, cpus: int | None = None) -> str:
-    """The plan as text lines, with the estimated wall time per stage and in all."""
+def describe_plan(
+    experiment: dict[str, Any], lean_steps_per_s: float, cpus: int | None = None, pretrained_run: str | None = None
+) -> str:
+    """The plan as text lines, with the estimated wall time per stage and in all; with ``pretrained_run``
+    (``--pretrained-run``) the pretraining stage is reported as taken from that run, at no cost."""
     cpus = cpus or os.cpu_count() or 1
     per_trial_cpus = 1 + int((experiment.get("resources") or {}).get("num_env_runners", 1))
     parallel = max(1, cpus // per_trial_cpus)
@@ -119,10 +128,13 @@ def describe_plan(experiment: dict[str, Any], lean_steps_per_s: float, cpus: int
         f"[sqrl] dry run: lean SAC measured {lean_steps_per_s:.0f} env steps/s here; SQRL estimated at "
         f"{rate:.0f} per trial (x{SQRL_VS_LEAN}), {parallel} trial(s) at a time on {cpus} CPUs"
     ]
-    chains = trial_seconds(experiment, rate)
+    chains = trial_seconds(experiment, rate, pretrained=pretrained_run is not None)
     timed = True
     for row in trial_plan(experiment):
         steps = row["env_steps_per_trial"]
+        if pretrained_run is not None and row["stage"] == "pretrain":
+            lines.append(f"  pretrain: none run; fine-tuning starts from the pretraining of {pretrained_run}")
+            continue
         if steps is None:
             timed = False
             lines.append(f"  {row['stage']}: {row['trials']} trial(s), stopped by {experiment[row['stage']]['stop']}")

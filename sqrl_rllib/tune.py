@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
         name = args.name or experiment["name"] + ("_quick" if args.quick else "")
         print(describe_experiment(experiment, str(pathlib.Path(_storage(args.storage_path)) / name), "(none)"))
-        print(describe_plan(experiment, measured_steps_per_s(experiment)))
+        print(describe_plan(experiment, measured_steps_per_s(experiment), pretrained_run=pretrained_run))
         return 0
     from sqrl_rllib.pipeline import StageInterrupted, format_table, run_pipeline, start_ray
     from sqrl_rllib.progress import route_logs

@@ -56,3 +56,14 @@ def test_schedule_runs_each_chain_after_its_own_pretraining_costliest_first():
     # Two slots: no schedule beats ESAC's chain or half of all the work, and this one is within 5% of both.
     bound = max(sum(s for _, s in seconds["esac"]), sum(s for chain in seconds.values() for _, s in chain) / 2)
     assert bound <= schedule_seconds(seconds, 2) <= 1.05 * bound
+
+
+def test_plan_with_a_pretrained_run_costs_fine_tuning_only():
+    experiment = prepare_experiment("drunk_spider", [], quick=False, num_seeds=None, methods=["sqrl"])
+    text = describe_plan(experiment, lean_steps_per_s=70.0, cpus=2, pretrained_run="/runs/velocity")
+    # Only the 3 fine-tuning trials (51 min) count; pretraining is reported as taken from that run.
+    assert "pretrain: none run; fine-tuning starts from the pretraining of /runs/velocity" in text
+    assert "estimated training time: about 51.0 min" in text
+    from sqrl_rllib.plan import schedule_seconds
+
+    assert schedule_seconds({"m": [("finetune", 2.0), ("finetune", 3.0)]}, 2) == 3.0
