@@ -23,7 +23,8 @@ one line per method (the mean over seeds) with a band from the lowest to the hig
     python benchmarks/methods.py plot [--experiment minitaur_velocity] [--out docs/img/methods_drunk_spider.png]
 
 ``curves RUN_DIR --seed S`` writes the curves CSV of a run made before this existed (or by hand).
-``windows --experiment X --seed S`` prints one seed's episodes, failures and return per 5k env steps.
+``windows --experiment X --seed S`` prints one seed's episodes, failures and return per 5k env steps
+(``--run RUN_DIR``: a finished run's own curves, e.g. a probe that is not committed).
 ``final-return [--experiment X]`` recomputes the committed CSVs' ``final_return`` (the mean of the last 20
 episodes, ``pipeline.final_return``) from their curves: CSVs written before session 25 hold RLlib's last
 reported return, the mean of the last iteration's episodes only.
@@ -147,19 +148,27 @@ def final_returns(experiment: str = "drunk_spider") -> list[pathlib.Path]:
     return written
 
 
-def windows(experiment: str, seed: int, stage: str = "finetune", every: int = 5000) -> pd.DataFrame:
-    """Per method and window of ``every`` env steps of one committed seed's curves: episodes ended, failures,
-    and their episode-weighted mean return (where in a run the failures fall, e.g. Minitaur's collapse)."""
-    path = RESULTS / f"{stem(experiment)}curves_seed_{seed}.csv"
-    if not path.exists():
-        raise SystemExit(f"no {path}: run `benchmarks/methods.py run --seed {seed}` first")
-    rows = pd.read_csv(path)
+def windows(
+    experiment: str, seed: int, stage: str = "finetune", every: int = 5000, run_dir: pathlib.Path | None = None
+) -> pd.DataFrame:
+    """Per method and window of ``every`` env steps of one committed seed's curves (or, with ``run_dir``, of
+    a finished run's own, uncommitted: a probe): episodes ended, failures, and their episode-weighted mean
+    return (where in a run the failures fall, e.g. Minitaur's collapse)."""
+    if run_dir is not None:
+        rows = curves(run_dir)
+    else:
+        path = RESULTS / f"{stem(experiment)}curves_seed_{seed}.csv"
+        if not path.exists():
+            raise SystemExit(f"no {path}: run `benchmarks/methods.py run --seed {seed}` first")
+        rows = pd.read_csv(path)
     frames = []
     for method, trial in rows[rows["stage"] == stage].groupby("method"):
         trial = trial.sort_values("env_steps")
         ended = trial["cumulative_episodes"].diff().fillna(trial["cumulative_episodes"])
         failed = trial["cumulative_failures"].diff().fillna(trial["cumulative_failures"])
-        start = (trial["env_steps"] - 1) // every * every  # a report at exactly k * every closes window k - 1
+        start = ((trial["env_steps"] - 1) // every * every).astype(
+            int
+        )  # a report at exactly k * every closes window k - 1
         frame = pd.DataFrame({"start": start, "episodes": ended, "failures": failed})
         frame["weighted"] = ended * trial["episode_return"].fillna(0.0)
         table = frame.groupby("start").sum()
@@ -316,7 +325,10 @@ def main() -> None:
     extract.add_argument("--experiment", default="drunk_spider", help="the run's experiment (names the CSV)")
     split = sub.add_parser("windows", help="one committed seed's episodes, failures and return per window of steps")
     split.add_argument("--experiment", default="drunk_spider", help="whose curves to read")
-    split.add_argument("--seed", type=int, required=True, help="the committed seed")
+    split.add_argument("--seed", type=int, help="the committed seed (required unless --run)")
+    split.add_argument(
+        "--run", type=pathlib.Path, help="read a finished run directory's curves instead (e.g. a probe's)"
+    )
     split.add_argument("--stage", default="finetune", help="pretrain or finetune (default finetune)")
     split.add_argument("--every", type=int, default=5000, help="window length in env steps (default 5000)")
     refresh = sub.add_parser(
@@ -325,8 +337,10 @@ def main() -> None:
     refresh.add_argument("--experiment", default="drunk_spider", help="whose per-seed CSVs to rewrite")
     args = parser.parse_args()
     if args.command == "windows":
+        if args.seed is None and args.run is None:
+            parser.error("windows needs --seed (a committed seed) or --run (a run directory)")
         with pd.option_context("display.width", 200, "display.max_rows", 500):
-            print(windows(args.experiment, args.seed, args.stage, args.every).to_string(index=False))
+            print(windows(args.experiment, args.seed, args.stage, args.every, args.run).to_string(index=False))
         return
     if args.command == "final-return":
         final_returns(args.experiment)

@@ -221,3 +221,8 @@ def test_windows_count_each_windows_episodes_failures_and_weighted_return(tmp_pa
     assert table["start"].tolist() == [0, 1000]
     assert table["episodes"].tolist() == [4, 4] and table["failures"].tolist() == [1, 3]
     assert table["return"].tolist() == [pytest.approx((10 + 3 * 20) / 4), pytest.approx(-100.0)]
+    # --run: the same windows from a run directory's own curves (methods.curves), nothing committed read.
+    (tmp_path / "minitaur_velocity_curves_seed_0.csv").unlink()
+    monkeypatch.setattr(methods, "curves", lambda run_dir: curve if run_dir == tmp_path / "probe" else None)
+    probe = methods.windows("minitaur_velocity", None, every=1000, run_dir=tmp_path / "probe")
+    assert probe.equals(table)
