@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import pathlib
+import re
 from typing import Any
 
 import yaml
@@ -107,6 +108,22 @@ class ExperimentError(ValueError):
     """A problem with an experiment file or an override; its message is shown to the user as is."""
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading ``3e-5`` and ``1E6`` as numbers (YAML 1.2) rather than strings
+    (YAML 1.1 wants ``3.0e-5``), so that ``--set training.actor_lr=3e-5`` means what it says."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def available_experiments() -> list[str]:
     """Names of the experiment files shipped in ``tune_configs/``, then the own-env examples in
     ``tune_configs/examples/`` (named ``examples/NAME``)."""
@@ -125,7 +142,7 @@ def load_experiment(name_or_path: str) -> dict[str, Any]:
             f"YAML file. Valid names: {', '.join(available_experiments())}."
         )
     try:
-        data = yaml.safe_load(path.read_text())
+        data = _load_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise ExperimentError(f"Malformed YAML in {path}: {err}") from None
     if not isinstance(data, dict):
@@ -140,7 +157,7 @@ def apply_override(experiment: dict[str, Any], assignment: str) -> None:
         raise ExperimentError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set finetune.sqrl.eps_safe=0.2.")
     key, raw = assignment.split("=", 1)
     try:
-        value = yaml.safe_load(raw)
+        value = _load_yaml(raw)
     except yaml.YAMLError as err:
         raise ExperimentError(f"--set {assignment!r}: the value is not valid YAML ({err}).") from None
     parts = key.strip().split(".")
@@ -256,6 +273,11 @@ def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> N
         _check_mapping(spec.get("stop") or {}, STOP_KEYS, f"{stage}.stop")
         if not spec.get("stop"):
             raise ExperimentError(f"{stage}.stop is empty: give e.g. num_env_steps_sampled_lifetime: 50000.")
+        for key, value in spec["stop"].items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ExperimentError(f"{stage}.stop.{key}={value!r} is invalid: must be a number > 0.")
+            if isinstance(value, float) and value.is_integer():  # 1e5 reads as a float: count steps in ints
+                spec["stop"][key] = int(value)
         phase = (spec.get("sqrl") or {}).get("phase", stage)
         if phase != stage:
             raise ExperimentError(

@@ -46,6 +46,8 @@ from sqrl_rllib.tune import main, parse_args
         (["drunk_spider", "--set", "seeds=[1,2]", "--set", "num_seeds=2"], "both given"),
         (["drunk_spider", "--set", "num_seeds=0"], "num_seeds=0 is invalid"),
         (["drunk_spider", "--quick", "--set", "seeds=[2,2]"], "seeds=[2, 2] is invalid"),
+        (["drunk_spider", "--set", "finetune.stop.num_env_steps_sampled_lifetime=-5"], "must be a number > 0"),
+        (["drunk_spider", "--set", "pretrain.stop.time_total_s=soon"], "time_total_s='soon' is invalid"),
     ],
 )
 def test_bad_input_exits_2_without_ray(argv, needle, capsys):
@@ -53,6 +55,19 @@ def test_bad_input_exits_2_without_ray(argv, needle, capsys):
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err
     assert not ray.is_initialized()
+
+
+def test_exponent_notation_reads_as_a_number():
+    # YAML 1.1 reads 3e-5 as a string (it wants 3.0e-5); the learning rate was then refused as "not a number".
+    experiment = prepare_experiment(
+        "drunk_spider",
+        ["training.actor_lr=3e-5", "pretrain.stop.num_env_steps_sampled_lifetime=1e5"],
+        quick=False,
+        num_seeds=None,
+    )
+    assert experiment["training"]["actor_lr"] == 3e-5
+    steps = experiment["pretrain"]["stop"]["num_env_steps_sampled_lifetime"]
+    assert steps == 100_000 and isinstance(steps, int)
 
 
 def test_malformed_yaml_exits_2(tmp_path, capsys):
