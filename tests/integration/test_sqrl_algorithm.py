@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import ray
 import torch
@@ -76,6 +77,7 @@ def test_pretrain_then_finetune_starts_from_pretrained_weights(ray_local, tmp_pa
     assert "mask_rejection_rate" in result["env_runners"]
     checkpoint = pre.save_to_path(str(tmp_path / "pretrain"))
     pretrained = {k: v.clone() for k, v in module_state(pre).items()}
+    pretrain_replay = pre.offline_buffer.all()
 
     # Fitting Q_safe further on D_offline moves the safety critic and nothing else.
     with pytest.raises(ValueError, match="failure_fraction"):
@@ -103,6 +105,7 @@ def test_pretrain_then_finetune_starts_from_pretrained_weights(ray_local, tmp_pa
     )
     ft = ft_config.build_algo()
     restored = module_state(ft)
+    assert len(ft.offline_buffer) == 0  # Algorithm 2: D_offline starts empty
     assert pretrained.keys() == restored.keys()
     assert restored["log_nu"].item() == pytest.approx(math.log(1.2))
     for key, tensor in pretrained.items():
@@ -132,6 +135,14 @@ def test_pretrain_then_finetune_starts_from_pretrained_weights(ray_local, tmp_pa
             assert torch.equal(tensor, after[key]), key
     assert not ft.learner_group._learner._named_optimizers["default_policy_safety"].state
     ft.stop()
+
+    # restore_replay: fine-tuning's D_offline starts as the checkpoint's, row for row.
+    kept = small_config("finetune", "finetune").env_runners(num_env_runners=0)
+    kept = kept.sqrl(pretrained_checkpoint=checkpoint, restore_replay=True).build_algo()
+    assert kept.offline_buffer.num_added == len(pretrain_replay["obs"]) > 0
+    for name, column in pretrain_replay.items():
+        assert np.array_equal(kept.offline_buffer.all()[name], column), name
+    kept.stop()
 
 
 def test_sac_method_trains_no_safety_critic_and_never_masks(ray_local):

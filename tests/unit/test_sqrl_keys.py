@@ -15,6 +15,7 @@ BOOL_KEYS = (
     "risk_penalty",
     "checkpoint_replay",
     "restore_nu",
+    "restore_replay",
     "critic_target_entropy",
 )
 POSITIVE_KEYS = (
@@ -65,6 +66,7 @@ BAD = [
     ({"nu_init": 2.0, "nu_max": 2.0}, "nu_max", "> nu_init"),
     ({"method": "ppo"}, "method", "valid values"),
     ({"restore_nu": True}, "restore_nu", "only fine-tuning"),
+    ({"restore_replay": True}, "restore_replay", "only fine-tuning"),
     ({"pretrained_checkpoint": "/ckpt"}, "pretrained_checkpoint", "only fine-tuning"),
     # Without a safety critic nothing may use one (mask_enabled is on by default).
     ({"safety_critic": False}, "safety_critic", "mask_enabled=false"),
@@ -101,6 +103,7 @@ GOOD = [
     {"num_critics": 10},
     {"nu_init": 1.0, "nu_max": 1.5},
     {"phase": "finetune", "restore_nu": True, "pretrained_checkpoint": "/ckpt"},
+    {"phase": "finetune", "restore_replay": True, "pretrained_checkpoint": "/ckpt"},
     # Plain SAC: no safety critic and nothing that needs one (pretraining has no Lagrangian by default).
     {"safety_critic": False, "mask_enabled": False, "method": "sac"},
 ]

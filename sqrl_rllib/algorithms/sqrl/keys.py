@@ -47,6 +47,12 @@ SQRL_KEYS: dict[str, tuple[Any, str]] = {
     ),
     "nu_init": (1.0, "initial Lagrange multiplier nu (> 0); fine-tuning starts from it unless restore_nu."),
     "restore_nu": (False, "fine-tuning keeps the pretraining checkpoint's nu instead of starting at nu_init."),
+    "restore_replay": (
+        False,
+        "fine-tuning starts D_offline with the pretraining checkpoint's transitions (Algorithm 2 starts it empty; "
+        "they keep the pretraining task's rewards). A probe of the collapse at the first fine-tuning updates "
+        "(docs/results.md, Minitaur); the checkpoint must have been saved with checkpoint_replay.",
+    ),
     "nu_lr": (3e-4, "Adam learning rate of log nu (dual ascent)."),
     "nu_max": (None, "upper bound on nu (None: unbounded, as in the paper); must exceed the starting nu."),
     "lagrangian": (True, "add nu * (Q_safe - eps_safe) to the actor loss while fine-tuning."),
@@ -167,6 +173,7 @@ def check_sqrl_keys(config: Any) -> None:
         "risk_penalty",
         "checkpoint_replay",
         "restore_nu",
+        "restore_replay",
         "critic_target_entropy",
     ):
         if not isinstance(getattr(config, key), bool):
@@ -216,5 +223,7 @@ def check_sqrl_keys(config: Any) -> None:
             bad("lambda_schedule", "must be None or [start >= 0, end >= 0, steps: an integer >= 0]")
     if config.restore_nu and config.phase != "finetune":
         bad("restore_nu", "only fine-tuning restores nu from a checkpoint")
+    if config.restore_replay and config.phase != "finetune":
+        bad("restore_replay", "only fine-tuning restores D_offline from a checkpoint")
     if config.pretrained_checkpoint is not None and config.phase != "finetune":
         bad("pretrained_checkpoint", "only fine-tuning (phase='finetune') starts from a checkpoint")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import pathlib
+import pickle
 from typing import Any
 
 import numpy as np
@@ -88,6 +89,8 @@ class SQRLConfig(SACConfig):
             sample (the authors' code uses 4).
         nu_init (1.0): initial Lagrange multiplier nu (> 0); fine-tuning starts from it.
         restore_nu (False): fine-tuning keeps the pretraining checkpoint's nu instead of nu_init.
+        restore_replay (False): fine-tuning starts D_offline with the checkpoint's transitions (not in
+            Algorithm 2, which starts it empty; they keep the pretraining task's rewards).
         nu_lr (3e-4): Adam learning rate of log nu (dual ascent).
         nu_max (None): upper bound on nu; None leaves it unbounded (the paper); must exceed the
             starting nu (nu_init, or the checkpoint's with restore_nu).
@@ -148,6 +151,7 @@ class SQRLConfig(SACConfig):
         mask_resample_rounds=NotProvided,
         nu_init=NotProvided,
         restore_nu=NotProvided,
+        restore_replay=NotProvided,
         nu_lr=NotProvided,
         nu_max=NotProvided,
         lagrangian=NotProvided,
@@ -271,6 +275,8 @@ class SQRL(SAC):
         """
         self._restore_module(checkpoint)
         cfg = self.config
+        if cfg.restore_replay:
+            self._restore_replay(checkpoint)
         if not cfg.restore_nu:
             self.learner_group.foreach_learner(_set_nu, nu=float(cfg.nu_init))
         elif cfg.nu_max is not None:
@@ -280,6 +286,21 @@ class SQRL(SAC):
                     f"SQRL config key nu_max={cfg.nu_max!r} is invalid: restore_nu starts fine-tuning at the "
                     f"checkpoint's nu={nu:.4g}, which must lie below nu_max"
                 )
+
+    def _restore_replay(self, checkpoint: str | pathlib.Path) -> None:
+        """Fill D_offline with the transitions an Algorithm ``checkpoint`` stored (``checkpoint_replay``)."""
+        if self.offline_buffer is None:
+            raise ValueError(f"restore_replay: {type(self).__name__} keeps no D_offline to restore")
+        path = pathlib.Path(checkpoint) / "algorithm_state.pkl"
+        state = {}
+        if path.is_file():
+            with path.open("rb") as f:
+                state = pickle.load(f).get(SQRL_STATE) or {}
+        if "offline_buffer" not in state:
+            raise ValueError(
+                f"restore_replay: {path} holds no D_offline (a checkpoint saved with checkpoint_replay=False?)"
+            )
+        self.offline_buffer.set_state(state["offline_buffer"])
 
     def _restore_module(self, checkpoint: str | pathlib.Path) -> None:
         """Restore the RLModule state of an Algorithm ``checkpoint`` into the Learners and EnvRunners."""
