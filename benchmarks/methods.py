@@ -97,6 +97,8 @@ def run(seed: int, storage: pathlib.Path, methods: str, extra: list[str], experi
 def curves(run_dir: pathlib.Path) -> pd.DataFrame:
     """Every trial's learning curve in a finished pipeline run: its results.csv rows joined to the
     trials' result.json (``pipeline.trial_history``: one row per training iteration, CURVE_COLUMNS)."""
+    if not (run_dir / "results.csv").exists():
+        raise SystemExit(f"no {run_dir / 'results.csv'}: the run has not finished (or is not a pipeline run)")
     table = pd.read_csv(run_dir / "results.csv")
     frames = []
     for row in table[table["kind"] == "trial"].itertuples(index=False):
