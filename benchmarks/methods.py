@@ -163,6 +163,11 @@ def windows(
         if not path.exists():
             raise SystemExit(f"no {path}: run `benchmarks/methods.py run --seed {seed}` first")
         rows = pd.read_csv(path)
+    return window_table(rows, stage, every)
+
+
+def window_table(rows: pd.DataFrame, stage: str = "finetune", every: int = 5000) -> pd.DataFrame:
+    """``windows`` of curve rows (CURVE_COLUMNS' names, one trial per method in ``stage``)."""
     frames = []
     for method, trial in rows[rows["stage"] == stage].groupby("method"):
         trial = trial.sort_values("env_steps")
