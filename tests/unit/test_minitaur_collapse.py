@@ -32,7 +32,9 @@ def test_table_and_totals_count_falls_per_arm_before_and_after_the_first_update(
     monkeypatch.setattr(minitaur_collapse, "RESULTS", tmp_path / "collapse")
     (tmp_path / "methods").mkdir()
     (tmp_path / "collapse").mkdir()
-    baseline = pd.concat([_curve("sqrl", [0, 5, 20, 22, 25, 30], [5, 10, 25, 30, 35, 40]), _curve("sac", [1] * 6, [2] * 6)])
+    baseline = pd.concat(
+        [_curve("sqrl", [0, 5, 20, 22, 25, 30], [5, 10, 25, 30, 35, 40]), _curve("sac", [1] * 6, [2] * 6)]
+    )
     baseline.to_csv(tmp_path / "methods" / "minitaur_velocity_curves_seed_1.csv", index=False)
     probe = _curve("sqrl", [1, 2, 3, 3, 4, 9], [5, 10, 15, 20, 25, 30]).assign(probe="replay")
     probe.to_csv(tmp_path / "collapse" / "replay_seed_1.csv", index=False)
