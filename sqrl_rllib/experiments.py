@@ -304,6 +304,17 @@ def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> N
                     METHODS[name].check_keys(keys)
                 except ValueError as err:
                     raise ExperimentError(f"{stage} (method {name}): {err}") from None
+                if stage == "finetune" and keys.get("restore_replay"):
+                    source = METHODS[name].pretrained_by
+                    pre = {
+                        **(experiment["pretrain"].get("sqrl") or {}),
+                        **method_stage_keys(experiment, source, "pretrain"),
+                    }
+                    if pre.get("checkpoint_replay") is False:
+                        raise ExperimentError(
+                            f"finetune (method {name}): restore_replay needs the pretraining data in the checkpoint: "
+                            "drop pretrain.sqrl.checkpoint_replay=false."
+                        )
         if check_env:
             _check_env(experiment["env"], experiment.get("failure"), spec.get("env_config") or {}, stage)
 

@@ -47,6 +47,23 @@ from sqrl_rllib.tune import main, parse_args
         (["drunk_spider", "--set", "num_seeds=0"], "num_seeds=0 is invalid"),
         (["drunk_spider", "--quick", "--set", "seeds=[2,2]"], "seeds=[2, 2] is invalid"),
         (["drunk_spider", "--set", "finetune.stop.num_env_steps_sampled_lifetime=-5"], "must be a number > 0"),
+        (["drunk_spider", "--set", "pretrain.sqrl.restore_replay=true"], "only fine-tuning restores D_offline"),
+        (
+            [
+                "drunk_spider",
+                "--set",
+                "finetune.sqrl.restore_replay=true",
+                "--set",
+                "pretrain.sqrl.checkpoint_replay=false",
+                "--set",
+                "pretrain.critic_fit=null",
+            ],
+            "restore_replay needs the pretraining data in the checkpoint",
+        ),
+        (
+            ["drunk_spider", "--methods", "cpo", "--set", "finetune.sqrl.restore_replay=true"],
+            "restore_replay=True is invalid",
+        ),
         (["drunk_spider", "--set", "pretrain.stop.time_total_s=soon"], "time_total_s='soon' is invalid"),
     ],
 )

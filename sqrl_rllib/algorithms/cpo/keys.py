@@ -54,6 +54,7 @@ UNUSED_SAC_KEYS: dict[str, Any] = {
     "critic_target_aggregate": "min",
     "critic_target_entropy": True,
     "updates_per_env_step": 1.0,
+    "restore_replay": False,  # CPO keeps no D_offline
 }
 
 
