@@ -83,7 +83,7 @@ def run(seed: int, storage: pathlib.Path, methods: str, extra: list[str], experi
     if (storage / name).exists():
         cmd.append("--resume")
     print(" ".join(cmd), flush=True)
-    status = subprocess.call(cmd)
+    status = _wait_through_interrupts(subprocess.Popen(cmd))
     table = storage / name / "results.csv"
     if status == 0 and table.exists():
         RESULTS.mkdir(parents=True, exist_ok=True)
@@ -92,6 +92,17 @@ def run(seed: int, storage: pathlib.Path, methods: str, extra: list[str], experi
         print(f"wrote {target}", flush=True)
         write_curves(storage / name, seed, experiment)
     return status
+
+
+def _wait_through_interrupts(child: subprocess.Popen) -> int:
+    """The pipeline's exit status. A Ctrl-C (SIGINT to the process group) reaches the pipeline too, which
+    stops its trials, keeps their checkpoints and prints how to resume; wait for it rather than kill it, as
+    ``subprocess.call`` would (SIGKILL: no checkpoint kept, Ray's agents orphaned)."""
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            print("[methods] interrupted: waiting for the pipeline to stop; run the same command to resume", flush=True)
 
 
 def curves(run_dir: pathlib.Path) -> pd.DataFrame:
