@@ -25,6 +25,9 @@ one line per method (the mean over seeds) with a band from the lowest to the hig
 ``curves RUN_DIR --seed S`` writes the curves CSV of a run made before this existed (or by hand).
 ``windows --experiment X --seed S`` prints one seed's episodes, failures and return per 5k env steps
 (``--run RUN_DIR``: a finished run's own curves, e.g. a probe that is not committed).
+``run --label L`` names the run and its CSVs ``L`` instead of the experiment: a variant of it, e.g.
+``--experiment minitaur_velocity --label minitaur_velocity_replay --set finetune.sqrl.restore_replay=true``
+(with ``--pretrained-run`` the seed's pretraining is shared); the other subcommands then take ``--experiment L``.
 ``final-return [--experiment X]`` recomputes the committed CSVs' ``final_return`` (the mean of the last 20
 episodes, ``pipeline.final_return``) from their curves: CSVs written before session 25 hold RLlib's last
 reported return, the mean of the last iteration's episodes only.
@@ -75,9 +78,20 @@ def stem(experiment: str) -> str:
     return "" if experiment == "drunk_spider" else f"{experiment}_"
 
 
-def run(seed: int, storage: pathlib.Path, methods: str, extra: list[str], experiment: str = "drunk_spider") -> int:
-    """Run (or resume) one seed's pipeline; copy its results.csv to RESULTS; returns the exit status."""
-    name = f"methods_{stem(experiment)}seed{seed}"
+def run(
+    seed: int,
+    storage: pathlib.Path,
+    methods: str,
+    extra: list[str],
+    experiment: str = "drunk_spider",
+    label: str | None = None,
+) -> int:
+    """Run (or resume) one seed's pipeline; copy its results.csv to RESULTS; returns the exit status.
+
+    ``label`` names the run and its CSVs instead of the experiment (a variant of it, e.g. with another
+    ``--set``): ``merge`` / ``plot`` / ``windows`` then take ``--experiment LABEL``."""
+    prefix = stem(label or experiment)
+    name = f"methods_{prefix}seed{seed}"
     cmd = [sys.executable, "-m", "sqrl_rllib.tune", experiment, "--methods", methods, "--seeds", str(seed)]
     cmd += ["--storage-path", str(storage), "--name", name, "--set", "resources.num_env_runners=0", *extra]
     if (storage / name).exists():
@@ -87,10 +101,10 @@ def run(seed: int, storage: pathlib.Path, methods: str, extra: list[str], experi
     table = storage / name / "results.csv"
     if status == 0 and table.exists():
         RESULTS.mkdir(parents=True, exist_ok=True)
-        target = RESULTS / f"{stem(experiment)}seed_{seed}.csv"
+        target = RESULTS / f"{prefix}seed_{seed}.csv"
         shutil.copy(table, target)
         print(f"wrote {target}", flush=True)
-        write_curves(storage / name, seed, experiment)
+        write_curves(storage / name, seed, label or experiment)
     return status
 
 
@@ -324,6 +338,11 @@ def main() -> None:
     one.add_argument("--storage-path", default=str(ROOT / "runs"), help="where the pipeline keeps its runs")
     one.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to the pipeline")
     one.add_argument(
+        "--label",
+        help="name the run and its CSVs LABEL instead of the experiment (a variant, e.g. minitaur_velocity_replay "
+        "with --set finetune.sqrl.restore_replay=true); later subcommands take --experiment LABEL",
+    )
+    one.add_argument(
         "--pretrained-run",
         metavar="RUN_DIR",
         help="passed to the pipeline: fine-tune from that run's pretraining (e.g. minitaur_friction from the "
@@ -366,7 +385,9 @@ def main() -> None:
     if args.command == "run":
         extra = [arg for pair in args.set for arg in ("--set", pair)]
         extra += ["--pretrained-run", args.pretrained_run] if args.pretrained_run else []
-        raise SystemExit(run(args.seed, pathlib.Path(args.storage_path), args.methods, extra, args.experiment))
+        raise SystemExit(
+            run(args.seed, pathlib.Path(args.storage_path), args.methods, extra, args.experiment, args.label)
+        )
     if args.command == "plot":
         plot(args.experiment, args.out)
         return

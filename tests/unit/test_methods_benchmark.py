@@ -226,3 +226,24 @@ def test_windows_count_each_windows_episodes_failures_and_weighted_return(tmp_pa
     monkeypatch.setattr(methods, "curves", lambda run_dir: curve if run_dir == tmp_path / "probe" else None)
     probe = methods.windows("minitaur_velocity", None, every=1000, run_dir=tmp_path / "probe")
     assert probe.equals(table)
+
+
+def test_run_with_a_label_names_the_run_after_it_and_fine_tunes_the_experiment(tmp_path, monkeypatch):
+    launched = []
+
+    class Pipeline:  # stands for the pipeline's process: records the command, exits 1 (nothing copied)
+        def __init__(self, cmd):
+            launched.append(cmd)
+
+        def wait(self):
+            return 1
+
+    monkeypatch.setattr(methods.subprocess, "Popen", Pipeline)
+    monkeypatch.setattr(methods, "RESULTS", tmp_path / "results")
+    extra = ["--set", "finetune.sqrl.restore_replay=true"]
+    assert methods.run(2, tmp_path, "sqrl,sac", extra, "minitaur_velocity", label="minitaur_velocity_replay") == 1
+    (cmd,) = launched
+    assert cmd[cmd.index("-m") + 2] == "minitaur_velocity"
+    assert cmd[cmd.index("--name") + 1] == "methods_minitaur_velocity_replay_seed2"
+    assert "--resume" not in cmd and cmd[-2:] == extra
+    assert not (tmp_path / "results").exists()
