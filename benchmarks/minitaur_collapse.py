@@ -1,15 +1,17 @@
 """Probes of the Minitaur collapse: why the first fine-tuning updates knock a pretrained policy down.
 
-Every arm fine-tunes SQRL and SAC from the same finished pretraining (``--pretrained-run``, a
-``methods.py run --experiment minitaur_velocity`` directory) for 25k env steps through the pipeline
-(``python -m sqrl_rllib.tune``), changing one thing against the committed run of that seed:
+Every arm fine-tunes SQRL and SAC on EXPERIMENT (minitaur_velocity or minitaur_friction) from the same
+finished pretraining (``--pretrained-run``, a ``methods.py run --experiment minitaur_velocity`` directory:
+both tasks fine-tune from it) for 25k env steps through the pipeline (``python -m sqrl_rllib.tune``),
+changing one thing against the committed ``methods.py`` run of that experiment and seed:
 
     python benchmarks/minitaur_collapse.py run sametask --seed 1   # one arm, ~10 min on 2 cores
+    python benchmarks/minitaur_collapse.py run replay --experiment minitaur_friction --seed 1
     python benchmarks/minitaur_collapse.py table --seed 1          # falls per window, every arm
 
-``run`` writes the arm's fine-tuning curves to ``results/minitaur_collapse/ARM_seed_S.csv`` (committed);
-``table`` prints episodes and falls per window of env steps for each committed arm beside the committed
-``methods.py`` run of that seed (arm ``baseline``: goal 0.4, fresh replay, 10k steps before the first update).
+``run`` writes the arm's fine-tuning curves to ``results/minitaur_collapse/EXPERIMENT_ARM_seed_S.csv``
+(committed); ``table`` prints episodes and falls per window of env steps for each committed arm beside the
+committed run (arm ``baseline``: the fine-tuning task, fresh replay, 10k steps before the first update).
 """
 
 from __future__ import annotations
@@ -37,10 +39,12 @@ ARMS = {
 }
 
 
-def run(arm: str, seed: int, pretrained_run: pathlib.Path, storage: pathlib.Path) -> pathlib.Path:
+def run(
+    arm: str, seed: int, pretrained_run: pathlib.Path, storage: pathlib.Path, experiment: str = "minitaur_velocity"
+) -> pathlib.Path:
     """Fine-tune SQRL and SAC for arm ``arm`` and write its fine-tuning curves CSV; returns its path."""
-    cmd = [sys.executable, "-m", "sqrl_rllib.tune", "minitaur_velocity", "--methods", "sqrl,sac"]
-    cmd += ["--seeds", str(seed), "--storage-path", str(storage), "--name", f"{arm}_seed{seed}"]
+    cmd = [sys.executable, "-m", "sqrl_rllib.tune", experiment, "--methods", "sqrl,sac"]
+    cmd += ["--seeds", str(seed), "--storage-path", str(storage), "--name", f"{experiment}_{arm}_seed{seed}"]
     cmd += ["--pretrained-run", str(pretrained_run)]
     sets = [
         "resources.num_env_runners=0",
@@ -53,21 +57,21 @@ def run(arm: str, seed: int, pretrained_run: pathlib.Path, storage: pathlib.Path
     status = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode
     if status != 0:
         raise SystemExit(status)
-    rows = methods.curves(storage / f"{arm}_seed{seed}")
+    rows = methods.curves(storage / f"{experiment}_{arm}_seed{seed}")
     rows = rows[rows["stage"] == "finetune"]
     rows.insert(0, "probe", arm)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    target = RESULTS / f"{arm}_seed_{seed}.csv"
+    target = RESULTS / f"{experiment}_{arm}_seed_{seed}.csv"
     rows.to_csv(target, index=False, float_format="%.6g")
     print(f"wrote {target}", flush=True)
     return target
 
 
-def table(seed: int, every: int = 5000) -> pd.DataFrame:
+def table(seed: int, every: int = 5000, experiment: str = "minitaur_velocity") -> pd.DataFrame:
     """Episodes and falls per window of ``every`` env steps (first STEPS steps) of the committed
-    ``methods.py`` run of ``seed`` (arm ``baseline``) and of each committed arm."""
-    frames = [methods.windows("minitaur_velocity", seed, every=every).assign(arm="baseline")]
-    for path in sorted(RESULTS.glob(f"*_seed_{seed}.csv")):
+    ``methods.py`` run of ``experiment`` and ``seed`` (arm ``baseline``) and of each committed arm."""
+    frames = [methods.windows(experiment, seed, every=every).assign(arm="baseline")]
+    for path in sorted(RESULTS.glob(f"{experiment}_*_seed_{seed}.csv")):
         rows = pd.read_csv(path)
         frames.append(methods.window_table(rows, "finetune", every).assign(arm=rows["probe"].iloc[0]))
     out = pd.concat(frames, ignore_index=True)
@@ -100,6 +104,9 @@ def main() -> None:
     one.add_argument("arm", choices=sorted(ARMS), help="what the arm changes (see ARMS)")
     one.add_argument("--seed", type=int, default=1, help="the seed of the pretraining run (default 1)")
     one.add_argument(
+        "--experiment", default="minitaur_velocity", help="minitaur_velocity (default) or minitaur_friction"
+    )
+    one.add_argument(
         "--pretrained-run",
         type=pathlib.Path,
         help="the finished methods.py minitaur_velocity run (default benchmarks/runs/methods_minitaur_velocity_seedS)",
@@ -107,16 +114,19 @@ def main() -> None:
     one.add_argument("--storage-path", type=pathlib.Path, default=ROOT / "runs" / "probes", help="where runs go")
     show = sub.add_parser("table", help="falls per window of each committed arm beside the committed run")
     show.add_argument("--seed", type=int, default=1, help="the seed (default 1)")
+    show.add_argument(
+        "--experiment", default="minitaur_velocity", help="minitaur_velocity (default) or minitaur_friction"
+    )
     show.add_argument("--every", type=int, default=5000, help="window length in env steps (default 5000)")
     args = parser.parse_args()
     if args.command == "run":
         pretrained = args.pretrained_run or ROOT / "runs" / f"methods_minitaur_velocity_seed{args.seed}"
-        run(args.arm, args.seed, pretrained, args.storage_path)
+        run(args.arm, args.seed, pretrained, args.storage_path, args.experiment)
         return
     with pd.option_context("display.width", 200, "display.max_rows", 500):
-        windows = table(args.seed, args.every)
+        windows = table(args.seed, args.every, args.experiment)
         print(windows.to_string(index=False))
-        print(f"\nfirst {STEPS} fine-tuning steps, seed {args.seed}:")
+        print(f"\nfirst {STEPS} fine-tuning steps, {args.experiment}, seed {args.seed}:")
         print(totals(windows).to_string(index=False))
 
 

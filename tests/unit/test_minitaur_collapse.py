@@ -37,7 +37,8 @@ def test_table_and_totals_count_falls_per_arm_before_and_after_the_first_update(
     )
     baseline.to_csv(tmp_path / "methods" / "minitaur_velocity_curves_seed_1.csv", index=False)
     probe = _curve("sqrl", [1, 2, 3, 3, 4, 9], [5, 10, 15, 20, 25, 30]).assign(probe="replay")
-    probe.to_csv(tmp_path / "collapse" / "replay_seed_1.csv", index=False)
+    probe.to_csv(tmp_path / "collapse" / "minitaur_velocity_replay_seed_1.csv", index=False)
+    probe.to_csv(tmp_path / "collapse" / "minitaur_friction_replay_seed_1.csv", index=False)  # not velocity's
 
     windows = minitaur_collapse.table(1)
     assert windows["start"].max() < minitaur_collapse.STEPS  # the report at 25088 is left out
