@@ -20,28 +20,21 @@ non-failing transitions with Q_safe >= eps_safe, pairs the mask would have rejec
 from __future__ import annotations
 
 import argparse
-import pathlib
-import pickle
 
 import numpy as np
 import torch
 from critic_calibration import hazard_distance, load_module, one_step_failure
 
 from sqrl_rllib.algorithms.sqrl.keys import sqrl_defaults
-from sqrl_rllib.algorithms.sqrl.sqrl import SQRL_STATE
+from sqrl_rllib.algorithms.sqrl.sqrl import stored_replay
 
 
 def stored_transitions(checkpoint: str) -> dict[str, np.ndarray]:
     """The columns of the checkpoint's D_offline (obs, actions, failure, ...), one row per transition."""
-    path = pathlib.Path(checkpoint) / "algorithm_state.pkl"
-    if not path.is_file():
-        raise SystemExit(f"{checkpoint!r} is not an SQRL Algorithm checkpoint (no {path.name})")
-    with path.open("rb") as f:
-        state = pickle.load(f)
-    buffer = state.get(SQRL_STATE, {}).get("offline_buffer")
-    if buffer is None:
-        raise SystemExit(f"{checkpoint!r} was saved without its buffers; no transitions to read")
-    return buffer["columns"]
+    try:
+        return stored_replay(checkpoint)["columns"]
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
 
 
 def score(module, states: np.ndarray, actions: np.ndarray) -> np.ndarray:

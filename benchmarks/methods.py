@@ -97,7 +97,7 @@ def run(
     if (storage / name).exists():
         cmd.append("--resume")
     print(" ".join(cmd), flush=True)
-    status = _wait_through_interrupts(subprocess.Popen(cmd))
+    status = wait_through_interrupts(subprocess.Popen(cmd))
     table = storage / name / "results.csv"
     if status == 0 and table.exists():
         RESULTS.mkdir(parents=True, exist_ok=True)
@@ -108,7 +108,7 @@ def run(
     return status
 
 
-def _wait_through_interrupts(child: subprocess.Popen) -> int:
+def wait_through_interrupts(child: subprocess.Popen) -> int:
     """The pipeline's exit status. A Ctrl-C (SIGINT to the process group) reaches the pipeline too, which
     stops its trials, keeps their checkpoints and prints how to resume; wait for it rather than kill it, as
     ``subprocess.call`` would (SIGKILL: no checkpoint kept, Ray's agents orphaned)."""
@@ -198,9 +198,8 @@ def window_table(rows: pd.DataFrame, stage: str = "finetune", every: int = 5000)
         trial = trial.sort_values("env_steps")
         ended = trial["cumulative_episodes"].diff().fillna(trial["cumulative_episodes"])
         failed = trial["cumulative_failures"].diff().fillna(trial["cumulative_failures"])
-        start = ((trial["env_steps"] - 1) // every * every).astype(
-            int
-        )  # a report at exactly k * every closes window k - 1
+        # A report at exactly k * every closes window k - 1.
+        start = ((trial["env_steps"] - 1) // every * every).astype(int)
         frame = pd.DataFrame({"start": start, "episodes": ended, "failures": failed})
         frame["weighted"] = ended * trial["episode_return"].fillna(0.0)
         table = frame.groupby("start").sum()

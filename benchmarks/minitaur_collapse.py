@@ -54,7 +54,7 @@ def run(
     ]
     cmd += [arg for pair in sets for arg in ("--set", pair)]
     print("+", " ".join(cmd), flush=True)
-    status = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}).returncode
+    status = methods.wait_through_interrupts(subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}))
     if status != 0:
         raise SystemExit(status)
     rows = methods.curves(storage / f"{experiment}_{arm}_seed{seed}")

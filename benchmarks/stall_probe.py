@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import pickle
 
 import numpy as np
 import torch
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.rl_module.rl_module import RLModule
 
+from sqrl_rllib.algorithms.sqrl.sqrl import stored_replay
 from sqrl_rllib.core.networks import sample_squashed
 
 GRID_POINTS = 21
@@ -41,12 +41,10 @@ GRID_POINTS = 21
 def load(checkpoint: pathlib.Path) -> tuple[RLModule, dict[str, np.ndarray]]:
     """The checkpoint's RLModule and its D_offline columns."""
     module = RLModule.from_checkpoint(checkpoint / "learner_group" / "learner" / "rl_module" / DEFAULT_MODULE_ID)
-    with open(checkpoint / "algorithm_state.pkl", "rb") as f:
-        state = pickle.load(f)
     try:
-        columns = state["sqrl"]["offline_buffer"]["columns"]
-    except KeyError:
-        raise SystemExit(f"{checkpoint}: no D_offline here (saved with checkpoint_replay=False?)") from None
+        columns = stored_replay(checkpoint)["columns"]
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     return module, columns
 
 

@@ -62,6 +62,20 @@ MODULE_COMPONENT = "learner_group/learner/rl_module"
 SQRL_STATE = "sqrl"
 
 
+def stored_replay(checkpoint: str | pathlib.Path) -> dict[str, Any]:
+    """The D_offline an SQRL Algorithm ``checkpoint`` stored (``checkpoint_replay``), as ``ColumnarReplay.get_state``
+    returns it (``columns``: obs, actions, rewards, next_obs, terminated, failure, oldest first); read without
+    building an Algorithm. Raises ValueError for a directory that is not such a checkpoint or holds no replay."""
+    path = pathlib.Path(checkpoint) / "algorithm_state.pkl"
+    if not path.is_file():
+        raise ValueError(f"{str(checkpoint)!r} is not an SQRL Algorithm checkpoint (no {path.name})")
+    with path.open("rb") as f:
+        buffer = (pickle.load(f).get(SQRL_STATE) or {}).get("offline_buffer")
+    if buffer is None:
+        raise ValueError(f"{str(checkpoint)!r} was saved without its buffers (checkpoint_replay=False): no D_offline")
+    return buffer
+
+
 class SQRLConfig(SACConfig):
     """Configuration of :class:`SQRL`: SAC's keys plus the safety keys set by :meth:`sqrl`.
 
@@ -291,16 +305,10 @@ class SQRL(SAC):
         """Fill D_offline with the transitions an Algorithm ``checkpoint`` stored (``checkpoint_replay``)."""
         if self.offline_buffer is None:
             raise ValueError(f"restore_replay: {type(self).__name__} keeps no D_offline to restore")
-        path = pathlib.Path(checkpoint) / "algorithm_state.pkl"
-        state = {}
-        if path.is_file():
-            with path.open("rb") as f:
-                state = pickle.load(f).get(SQRL_STATE) or {}
-        if "offline_buffer" not in state:
-            raise ValueError(
-                f"restore_replay: {path} holds no D_offline (a checkpoint saved with checkpoint_replay=False?)"
-            )
-        self.offline_buffer.set_state(state["offline_buffer"])
+        try:
+            self.offline_buffer.set_state(stored_replay(checkpoint))
+        except ValueError as err:
+            raise ValueError(f"restore_replay: {err}") from None
 
     def _restore_module(self, checkpoint: str | pathlib.Path) -> None:
         """Restore the RLModule state of an Algorithm ``checkpoint`` into the Learners and EnvRunners."""
