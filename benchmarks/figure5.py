@@ -294,6 +294,38 @@ def up_then_pi(
     return float(np.mean(values))
 
 
+def critic_rows(
+    name: str,
+    module,
+    k: int,
+    rollouts: int = 0,
+    gamma_safe: float = 0.65,
+    levels: str = "0:0.4:10",
+    layout: str = "authors",
+) -> list[dict]:
+    """One row per route of ``layout``: :func:`critic_at_routes` of ``module`` (labelled ``name``) and, with
+    ``rollouts``, the Monte Carlo of what Q_safe(start, up) should read (``up_then_pi``; NaN without)."""
+    rows = []
+    for route, reading in critic_at_routes(module, k, layout=layout).items():
+        heading = reading.pop("pi_heading")
+        truth = (
+            up_then_pi(module, PROBES[layout][route], gamma_safe, rollouts, parse_levels(levels), layout=layout)
+            if rollouts
+            else float("nan")
+        )
+        rows.append(
+            {
+                "checkpoint": name,
+                "route": route,
+                **reading,
+                "pi_heading_row": heading[0],
+                "pi_heading_col": heading[1],
+                "monte_carlo_up_then_pi": truth,
+            }
+        )
+    return rows
+
+
 def critic_table(
     checkpoints: list[str],
     k: int,
@@ -301,28 +333,36 @@ def critic_table(
     gamma_safe: float = 0.65,
     levels: str = "0:0.4:10",
     layout: str = "authors",
-) -> None:
-    """Print :func:`critic_at_routes` per checkpoint beside the Monte-Carlo truth of a scripted crossing
-    (with ``rollouts``: of 'up, then pi' under the pretraining's noise ``levels``, LO:HI:N or a list)."""
+    csv_path: pathlib.Path | None = None,
+) -> list[dict]:
+    """Print :func:`critic_rows` per checkpoint (with ``rollouts``: beside the Monte Carlo of 'up, then pi'
+    under the pretraining's noise ``levels``, LO:HI:N or a list); with ``csv_path`` also write them there."""
     print("Q_safe at the start of each route ('up': the action straight up it; pi: K samples of the policy)")
-    print(f"{'checkpoint':<48} {'route':<7} {'up':>6} {'pi mean':>8} {'pi<0.05':>8} {'pi<0.2':>7}  pi heading")
+    print(
+        f"{'checkpoint':<48} {'route':<7} {'up':>6} {'pi mean':>8} {'pi<0.05':>8} {'pi<0.2':>7}  pi heading  MC up,pi"
+    )
     from critic_calibration import load_module
 
+    rows = []
     for checkpoint in checkpoints:
-        module = load_module(checkpoint)
-        for route, row in critic_at_routes(module, k, layout=layout).items():
+        for row in critic_rows(checkpoint, load_module(checkpoint), k, rollouts, gamma_safe, levels, layout):
             print(
-                f"{checkpoint[-48:]:<48} {route:<7} {row['up']:>6.3f} {row['pi_mean']:>8.3f} "
-                f"{row['pi_below_0.05']:>8.2f} {row['pi_below_0.2']:>7.2f}  {row['pi_heading']}"
+                f"{checkpoint[-48:]:<48} {row['route']:<7} {row['up']:>6.3f} {row['pi_mean']:>8.3f} "
+                f"{row['pi_below_0.05']:>8.2f} {row['pi_below_0.2']:>7.2f}  "
+                f"({row['pi_heading_row']}, {row['pi_heading_col']})  {row['monte_carlo_up_then_pi']:.3f}"
             )
-        if rollouts:
-            for route_name, route in PROBES[layout].items():
-                truth = up_then_pi(module, route, gamma_safe, rollouts, parse_levels(levels), layout=layout)
-                print(f"  {route_name}: up, then pi, Monte Carlo over noise levels {levels}: {truth:.3f}")
+            rows.append(row)
     print(
         "Q_safe reads the risk of following pi after the action, so a pi that turns back on the bridge reads "
         "higher than a crossing; `figure5.py gamma` gives a scripted centred crossing's reading per gamma_safe"
     )
+    if csv_path is not None:
+        import pandas as pd
+
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(csv_path, index=False)
+        print(f"wrote {csv_path}")
+    return rows
 
 
 def main() -> None:
@@ -350,6 +390,7 @@ def main() -> None:
     c.add_argument("--gamma-safe", type=float, default=0.65, help="the checkpoint's gamma_safe, for --rollouts")
     c.add_argument("--noise-levels", default="0:0.4:10", help=f"{noise_levels}: the checkpoint's pretraining noise")
     c.add_argument("--layout", default="authors", choices=sorted(PROBES), help="the checkpoint's DrunkSpider layout")
+    c.add_argument("--csv", type=pathlib.Path, default=None, help="also write the readings to this CSV")
     r = sub.add_parser("routes", help="return and failure rate of the bridge and the detours, scripted")
     r.add_argument("--episodes", type=int, default=4000, help="Monte-Carlo episodes per route")
     r.add_argument("--noise", type=float, default=NOISE, help="Gaussian action noise std (figure 5: 0.2)")
@@ -366,7 +407,13 @@ def main() -> None:
         routes_table(args.episodes, args.noise, args.layout, failure_penalty=args.failure_penalty)
     elif args.command == "critic":
         critic_table(
-            args.checkpoints, args.num_action_samples, args.rollouts, args.gamma_safe, args.noise_levels, args.layout
+            args.checkpoints,
+            args.num_action_samples,
+            args.rollouts,
+            args.gamma_safe,
+            args.noise_levels,
+            args.layout,
+            args.csv,
         )
     else:
         plot(args.run_dir, args.episodes, args.out)
