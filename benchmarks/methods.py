@@ -28,6 +28,8 @@ one line per method (the mean over seeds) with a band from the lowest to the hig
 ``run --label L`` names the run and its CSVs ``L`` instead of the experiment: a variant of it, e.g.
 ``--experiment minitaur_velocity --label minitaur_velocity_replay --set finetune.sqrl.restore_replay=true``
 (with ``--pretrained-run`` the seed's pretraining is shared); the other subcommands then take ``--experiment L``.
+``handover --experiment X [--pretrain-experiment Y]`` prints, per committed seed and method, the falls over
+pretraining's last 10k env steps and over fine-tuning's first 10k (Minitaur's steps before the first update).
 ``final-return [--experiment X]`` recomputes the committed CSVs' ``final_return`` (the mean of the last 20
 episodes, ``pipeline.final_return``) from their curves: CSVs written before session 25 hold RLlib's last
 reported return, the mean of the last iteration's episodes only.
@@ -208,6 +210,40 @@ def window_table(rows: pd.DataFrame, stage: str = "finetune", every: int = 5000)
     return pd.concat(frames, ignore_index=True)[["method", "start", "episodes", "failures", "return"]]
 
 
+def handover(experiment: str, span: int = 10_000, pretrain_experiment: str | None = None) -> pd.DataFrame:
+    """Per committed seed and method: falls / episodes over pretraining's last ``span`` env steps and over
+    fine-tuning's first ``span`` (before fine-tuning's first update when ``span`` is
+    ``num_steps_sampled_before_learning_starts``). On a task that changes only the reward (Minitaur velocity)
+    the same weights then act in the same dynamics, so the two differ only by where the last pretraining
+    updates left the policy (and, for SQRL, by the mask's pick: safe-but-risky vs uniform among safe).
+    ``pretrain_experiment``: whose curves hold the pretraining (friction fine-tunes velocity's)."""
+    rows = []
+    for path in sorted(RESULTS.glob(f"{stem(experiment)}curves_seed_*.csv")):
+        seed = int(path.stem.rsplit("_", 1)[1])
+        fine = pd.read_csv(path)
+        pre_path = RESULTS / f"{stem(pretrain_experiment or experiment)}curves_seed_{seed}.csv"
+        pre = pd.read_csv(pre_path) if pre_path.exists() else fine.iloc[0:0]
+        for method in sorted(set(fine.loc[fine["stage"] == "finetune", "method"])):
+            row = {"seed": seed, "method": method}
+            trial = pre[(pre["stage"] == "pretrain") & (pre["method"] == method)].sort_values("env_steps")
+            if not trial.empty:
+                end = trial.iloc[-1]
+                before = trial[trial["env_steps"] <= end["env_steps"] - span]
+                start = before.iloc[-1] if not before.empty else end * 0
+                row["pretrain_last_failures"] = int(end["cumulative_failures"] - start["cumulative_failures"])
+                row["pretrain_last_episodes"] = int(end["cumulative_episodes"] - start["cumulative_episodes"])
+            trial = fine[(fine["stage"] == "finetune") & (fine["method"] == method)].sort_values("env_steps")
+            # Up to the first report at or past ``span``: that iteration sampled before its update ran.
+            first = trial[trial["env_steps"] >= span]
+            if not first.empty:
+                row["finetune_first_failures"] = int(first["cumulative_failures"].iloc[0])
+                row["finetune_first_episodes"] = int(first["cumulative_episodes"].iloc[0])
+            rows.append(row)
+    if not rows:
+        raise SystemExit(f"no committed curves for {experiment} under {RESULTS}")
+    return pd.DataFrame(rows)
+
+
 def curve_bands(rows: pd.DataFrame, stage: str, column: str) -> dict[str, tuple]:
     """Per method x grid point of ``stage``: ``pipeline.band`` of ``column`` over the seeds."""
     rows = rows[rows["stage"] == stage]
@@ -367,6 +403,14 @@ def main() -> None:
     )
     split.add_argument("--stage", default="finetune", help="pretrain or finetune (default finetune)")
     split.add_argument("--every", type=int, default=5000, help="window length in env steps (default 5000)")
+    hand = sub.add_parser(
+        "handover", help="per seed: falls over pretraining's last N steps and fine-tuning's first N (before updates)"
+    )
+    hand.add_argument("--experiment", default="drunk_spider", help="whose committed fine-tuning curves to read")
+    hand.add_argument(
+        "--pretrain-experiment", help="whose curves hold the pretraining (default: --experiment; friction: velocity's)"
+    )
+    hand.add_argument("--span", type=int, default=10_000, help="N env steps (default 10000, Minitaur's warm-up)")
     refresh = sub.add_parser(
         "final-return", help="recompute the committed per-seed CSVs' final_return (last 20 episodes) from their curves"
     )
@@ -377,6 +421,9 @@ def main() -> None:
             parser.error("windows needs --seed (a committed seed) or --run (a run directory)")
         with pd.option_context("display.width", 200, "display.max_rows", 500):
             print(windows(args.experiment, args.seed, args.stage, args.every, args.run).to_string(index=False))
+        return
+    if args.command == "handover":
+        print(handover(args.experiment, args.span, args.pretrain_experiment).to_string(index=False))
         return
     if args.command == "final-return":
         final_returns(args.experiment)

@@ -247,3 +247,45 @@ def test_run_with_a_label_names_the_run_after_it_and_fine_tunes_the_experiment(t
     assert cmd[cmd.index("--name") + 1] == "methods_minitaur_velocity_replay_seed2"
     assert "--resume" not in cmd and cmd[-2:] == extra
     assert not (tmp_path / "results").exists()
+
+
+def test_handover_counts_pretrainings_last_and_fine_tunings_first_steps(tmp_path, monkeypatch):
+    monkeypatch.setattr(methods, "RESULTS", tmp_path)
+
+    def trial(stage, steps, failures, episodes):
+        return pd.DataFrame(
+            {
+                "stage": stage,
+                "method": "sqrl",
+                "eps_safe": 0.1,
+                "gamma_safe": 0.7,
+                "seed": 3,
+                "env_steps": steps,
+                "episode_return": 1.0,
+                "cumulative_failures": failures,
+                "cumulative_episodes": episodes,
+            }
+        )
+
+    pre = trial("pretrain", [1000, 2000, 3000, 4000], [5, 9, 10, 14], [6, 12, 15, 20])
+    fine = trial("finetune", [512, 1024, 1536, 2048], [1, 2, 6, 9], [2, 4, 9, 12])
+    pd.concat([pre, fine]).to_csv(tmp_path / "minitaur_velocity_curves_seed_3.csv", index=False)
+    table = methods.handover("minitaur_velocity", span=2000)
+    # Pretraining: from the report at 4000 - 2000 to the end; fine-tuning: up to the first report past 2000.
+    assert table.to_dict("records") == [
+        {
+            "seed": 3,
+            "method": "sqrl",
+            "pretrain_last_failures": 5,
+            "pretrain_last_episodes": 8,
+            "finetune_first_failures": 9,
+            "finetune_first_episodes": 12,
+        }
+    ]
+    # Friction-like: the fine-tuning curves hold no pretraining; it is read from the other experiment's.
+    fine.to_csv(tmp_path / "minitaur_friction_curves_seed_3.csv", index=False)
+    other = methods.handover("minitaur_friction", span=1000, pretrain_experiment="minitaur_velocity")
+    assert other[["pretrain_last_failures", "pretrain_last_episodes"]].values.tolist() == [[4, 5]]
+    assert other[["finetune_first_failures", "finetune_first_episodes"]].values.tolist() == [[2, 4]]
+    with pytest.raises(SystemExit, match="no committed curves"):
+        methods.handover("cube")
