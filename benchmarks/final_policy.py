@@ -91,6 +91,26 @@ def evaluate_trial(trial_dir: pathlib.Path, episodes: int, seed: int) -> dict | 
     return row
 
 
+def trial_dirs(run_dir: pathlib.Path, stage: str, method: str | None = None) -> list[pathlib.Path]:
+    """The trial directories of ``stage`` (and ``method``) listed in ``run_dir``'s results.csv; exits with a
+    message when there are none."""
+    table = pd.read_csv(run_dir / "results.csv")
+    trials = table[(table["stage"] == stage) & (table["kind"] == "trial")]
+    if method is not None:
+        trials = trials[trials["method"] == method]
+    if trials.empty:
+        raise SystemExit(f"{run_dir / 'results.csv'} lists no {method or ''} {stage} trials".replace("  ", " "))
+    return [pathlib.Path(d) for d in trials["trial_dir"]]
+
+
+def write_table(frame: pd.DataFrame, out: pathlib.Path | None) -> None:
+    """Write ``frame`` to the CSV ``out`` (its folder made), when given."""
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out, index=False, float_format="%.6g")
+        print(f"wrote {out}")
+
+
 def main() -> None:
     """Evaluate every fine-tuning trial of RUN_DIR's results.csv; print the table, optionally write it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -99,18 +119,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=10_000, help="the first evaluation episode's env seed")
     parser.add_argument("--out", type=pathlib.Path, help="write the table to this CSV")
     args = parser.parse_args()
-    table = pd.read_csv(args.run_dir / "results.csv")
-    trials = table[(table["stage"] == "finetune") & (table["kind"] == "trial")]
-    if trials.empty:
-        raise SystemExit(f"{args.run_dir / 'results.csv'} lists no fine-tuning trials")
-    rows = [evaluate_trial(pathlib.Path(d), args.episodes, args.seed) for d in trials["trial_dir"]]
+    rows = [evaluate_trial(d, args.episodes, args.seed) for d in trial_dirs(args.run_dir, "finetune")]
     frame = pd.DataFrame([row for row in rows if row is not None])
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(frame.drop(columns="checkpoint").to_string(index=False))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(args.out, index=False, float_format="%.6g")
-        print(f"wrote {args.out}")
+    write_table(frame, args.out)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 from critic_calibration import load_module
-from final_policy import to_env
+from final_policy import to_env, trial_dirs, write_table
 
 from sqrl_rllib.core.networks import sample_squashed
 from sqrl_rllib.envs.own_env import make_base_env
@@ -87,15 +87,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20_000, help="the first episode's env and torch seed")
     parser.add_argument("--out", type=pathlib.Path, help="write the table to this CSV")
     args = parser.parse_args()
-    table = pd.read_csv(args.run_dir / "results.csv")
-    trials = table[(table["stage"] == "pretrain") & (table["method"] == "sqrl") & (table["kind"] == "trial")]
-    if trials.empty:
-        raise SystemExit(f"{args.run_dir / 'results.csv'} lists no SQRL pretraining trial")
-    frame = probe(pathlib.Path(trials["trial_dir"].iloc[0]), args.episodes, args.seed)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(args.out, index=False, float_format="%.6g")
-        print(f"wrote {args.out}")
+    frame = probe(trial_dirs(args.run_dir, "pretrain", "sqrl")[0], args.episodes, args.seed)
+    write_table(frame, args.out)
 
 
 if __name__ == "__main__":
