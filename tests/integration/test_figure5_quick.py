@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 import sqrl_rllib
 
@@ -49,8 +50,10 @@ def test_figure5_quick_runs_both_eps_from_one_pretraining_and_plots(tmp_path):
     assert out.stat().st_size > 10_000
     # The mechanism probe reads the critic-fitted pretraining checkpoint the fine-tuning started from.
     fitted = run_dir / "pretrain_critic_fit" / "seed_0"
+    readings = tmp_path / "critic.csv"
     critic = subprocess.run(
-        [sys.executable, str(SCRIPT), "critic", str(fitted), "--num-action-samples", "10", "--rollouts", "2"],
+        [sys.executable, str(SCRIPT), "critic", str(fitted), "--num-action-samples", "10", "--rollouts", "2"]
+        + ["--csv", str(readings)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -59,8 +62,11 @@ def test_figure5_quick_runs_both_eps_from_one_pretraining_and_plots(tmp_path):
     assert critic.returncode == 0, critic.stdout[-3000:] + critic.stderr[-3000:]
     rows = [line.split() for line in critic.stdout.splitlines() if line.startswith(str(fitted)[-48:])]
     assert [row[1] for row in rows] == ["bridge", "around"], critic.stdout
-    for row in rows:
+    # The CSV holds what the table printed, with the Monte Carlo of 'up, then pi' per route.
+    table = pd.read_csv(readings)
+    assert table["route"].tolist() == ["bridge", "around"] and (table["checkpoint"] == str(fitted)).all()
+    for row, (_, saved) in zip(rows, table.iterrows(), strict=True):
         up, pi_mean, below_05, below_2 = map(float, row[2:6])
         assert 0.0 <= up <= 1.0 and 0.0 <= pi_mean <= 1.0 and 0.0 <= below_05 <= below_2 <= 1.0, row
-    truths = [float(line.split()[-1]) for line in critic.stdout.splitlines() if "up, then pi" in line]
-    assert len(truths) == 2 and all(0.0 <= t <= 1.0 for t in truths), critic.stdout
+        assert saved["up"] == pytest.approx(up, abs=1e-3) and saved["pi_mean"] == pytest.approx(pi_mean, abs=1e-3)
+        assert 0.0 <= saved["monte_carlo_up_then_pi"] <= 1.0, saved
