@@ -57,17 +57,25 @@ def load_module(checkpoint: str) -> RLModule:
 
 
 def choose_actions(
-    module, obs: np.ndarray, k: int, eps_safe: float, masked: bool, generator, resample_rounds: int = 0
+    module,
+    obs: np.ndarray,
+    k: int,
+    eps_safe: float,
+    masked: bool,
+    generator,
+    resample_rounds: int = 0,
+    phase: str = "finetune",
 ) -> np.ndarray:
-    """One action per row of ``obs``: the masked choice among K samples (``resample_rounds`` as the SQRL key
-    ``mask_resample_rounds``), or a plain policy sample."""
+    """One action per row of ``obs``: the masked choice among K samples (``phase``'s rule: ``finetune``, a
+    uniform pick among the safe ones, or ``pretrain``, the safe-but-risky one; ``resample_rounds`` as the SQRL
+    key ``mask_resample_rounds``), or a plain policy sample."""
     obs_t = torch.as_tensor(obs, dtype=torch.float32)
     with torch.no_grad():
         dist_inputs = module.policy.distribution_inputs(obs_t)
         if not masked:
             return module.sample_candidates(dist_inputs, 1)[0][:, 0].numpy()
         actions, _, _ = module.masked_actions(
-            obs_t, dist_inputs, k, eps_safe, "finetune", generator=generator, resample_rounds=resample_rounds
+            obs_t, dist_inputs, k, eps_safe, phase, generator=generator, resample_rounds=resample_rounds
         )
     return actions.numpy()
 

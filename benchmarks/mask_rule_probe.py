@@ -19,24 +19,20 @@ import pathlib
 import numpy as np
 import pandas as pd
 import torch
-from critic_calibration import load_module
+from critic_calibration import choose_actions, load_module
 from final_policy import to_env, trial_dirs, write_table
 
-from sqrl_rllib.core.networks import sample_squashed
 from sqrl_rllib.envs.own_env import make_base_env
 
 RULES = ("pretrain", "finetune", "unmasked")
 
 
 def choose(module, obs: np.ndarray, rule: str, eps_safe: float, k: int) -> np.ndarray:
-    """One stochastic action in [-1, 1] for one observation under ``rule`` (RULES)."""
-    obs_t = torch.as_tensor(obs.reshape(1, -1), dtype=torch.float32)
-    with torch.no_grad():
-        dist_inputs = module.policy.distribution_inputs(obs_t)
-        if rule == "unmasked":
-            return sample_squashed(dist_inputs, 1)[0][0, 0].numpy()
-        action, _, _ = module.masked_actions(obs_t, dist_inputs, k, eps_safe, rule, explore=True)
-    return action[0].numpy()
+    """One stochastic action in [-1, 1] for one observation under ``rule`` (RULES), from torch's global RNG."""
+    masked = rule != "unmasked"
+    return choose_actions(module, obs.reshape(1, -1), k, eps_safe, masked, None, phase=rule if masked else "finetune")[
+        0
+    ]
 
 
 def probe(trial_dir: pathlib.Path, episodes: int, seed: int, rules=RULES) -> pd.DataFrame:
