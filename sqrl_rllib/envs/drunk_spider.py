@@ -119,6 +119,11 @@ class DrunkSpiderEnv(gym.Env):
             critic only learns about the states that pretraining visits, and a detour that pretraining
             never walks reads as unsafe to it (figure 5 on ``long_detour``). 0, the default, is the
             authors' task.
+        start_positions: the fixed starts, a list of (row, col) each free on the layout; each reset that
+            does not draw a random start picks one uniformly. ``None``, the default, is the authors'
+            (0, 3) alone. A pretraining option: a policy pretrained from the start and from the
+            corridor entrance of ``long_detour`` learns both routes, which figure 5's risk dial needs
+            (Q_safe reads the risk of an action followed by *pretraining's* pi).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -135,6 +140,7 @@ class DrunkSpiderEnv(gym.Env):
         failure_penalty: str = "authors",
         layout: str = "authors",
         random_start_fraction: float = 0.0,
+        start_positions: Sequence[Sequence[float]] | None = None,
     ):
         if task not in TASKS:
             raise ValueError(f"DrunkSpider: unknown task={task!r}; valid values: {sorted(TASKS)}")
@@ -186,12 +192,14 @@ class DrunkSpiderEnv(gym.Env):
             dtype=np.float32,
         )
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self.start_positions = self._checked_starts(start_positions)
         self._pos = np.array(START, dtype=np.float64)
         self._t = 0
         self._trajectory: list[tuple[float, float]] = []
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        """Put the spider at the start (0, 3); returns (obs, info) with ``failure=False``.
+        """Put the spider at the start (0, 3), or one of ``start_positions``; returns (obs, info) with
+        ``failure=False``.
 
         ``options={"position": (row, col)}`` starts elsewhere instead (any free, in-map position);
         diagnostics use it to estimate failure probabilities from chosen states. With
@@ -209,10 +217,28 @@ class DrunkSpiderEnv(gym.Env):
         elif self.random_start_fraction and self.np_random.random() < self.random_start_fraction:
             self._pos = self._free_position()
         else:
-            self._pos = np.array(START, dtype=np.float64)
+            pick = self.np_random.integers(len(self.start_positions)) if len(self.start_positions) > 1 else 0
+            self._pos = self.start_positions[pick].copy()
         self._t = 0
         self._trajectory = [tuple(self._pos)]
         return self._obs(), {"failure": False, "success": False}
+
+    def _checked_starts(self, start_positions) -> np.ndarray:
+        """``start_positions`` as an (n, 2) array, each checked to be a free in-map position."""
+        if start_positions is None:
+            return np.array([START], dtype=np.float64)
+        try:
+            starts = np.asarray(start_positions, dtype=np.float64)
+        except (TypeError, ValueError):
+            starts = np.empty((0, 0))
+        if starts.ndim != 2 or starts.shape[0] == 0 or starts.shape[1] != 2 or not np.all(np.isfinite(starts)):
+            raise ValueError(
+                f"DrunkSpider: start_positions must be a non-empty list of (row, col) pairs, got {start_positions!r}"
+            )
+        for row, col in starts:
+            if self._blocked(row, col):
+                raise ValueError(f"DrunkSpider: start_positions holds {(float(row), float(col))}, outside the map or in lava")
+        return starts
 
     def _free_position(self) -> np.ndarray:
         """A uniform position off the lava and outside the goal disc (rejection: most of the map is free)."""

@@ -242,3 +242,33 @@ def test_random_start_fraction_draws_that_share_of_starts_uniformly_over_the_fre
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match="random_start_fraction"):
             DrunkSpiderEnv(random_start_fraction=bad)
+
+
+def test_start_positions_pick_uniformly_among_the_given_starts_and_reject_blocked_ones():
+    env = DrunkSpiderEnv(layout="long_detour", start_positions=[(0.0, 3.0), (1.5, 9.9)])
+    env.reset(seed=4)
+    starts = np.array([env.reset()[0] for _ in range(2000)], dtype=np.float64)
+    at_corridor = np.all(np.isclose(starts, [1.5, 9.9]), axis=1)
+    at_start = np.all(starts == np.array([0.0, 3.0]), axis=1)
+    assert np.all(at_corridor | at_start)
+    assert 0.45 < at_corridor.mean() < 0.55
+    # A random start still overrides the fixed ones for its share of resets.
+    mixed = DrunkSpiderEnv(layout="long_detour", start_positions=[(1.5, 9.9)], random_start_fraction=0.5)
+    mixed.reset(seed=1)
+    drawn = np.array([mixed.reset()[0] for _ in range(1000)], dtype=np.float64)
+    assert 0.4 < np.all(np.isclose(drawn, [1.5, 9.9]), axis=1).mean() < 0.6
+    # One start given: every reset is there, and the default stream of a single start draws nothing extra.
+    single = DrunkSpiderEnv(start_positions=[(0.0, 3.0)], action_noise=0.1)
+    default = DrunkSpiderEnv(action_noise=0.1)
+    for e in (single, default):
+        e.reset(seed=7)
+    assert np.array_equal(single.step(np.zeros(2))[0], default.step(np.zeros(2))[0])
+    for bad, match in [
+        ([(3.5, 2.5)], "in lava"),  # a lava cell of the authors' map
+        ([(1.5, 9.9)], "outside the map"),  # col 9.9 is off the 7-column authors' map
+        ([], "non-empty"),
+        ([(1.0,)], "pairs"),
+        ("start", "pairs"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            DrunkSpiderEnv(start_positions=bad)
