@@ -237,7 +237,8 @@ class DrunkSpiderEnv(gym.Env):
             )
         for row, col in starts:
             if self._blocked(row, col):
-                raise ValueError(f"DrunkSpider: start_positions holds {(float(row), float(col))}, outside the map or in lava")
+                position = (float(row), float(col))
+                raise ValueError(f"DrunkSpider: start_positions holds {position}, outside the map or in lava")
         return starts
 
     def _free_position(self) -> np.ndarray:
