@@ -61,6 +61,17 @@ ROUTES = {
     "authors": FROM_START,
     "long_detour": {"bridge": FROM_START["bridge"], "around right": [(1.5, 9.9), (6.5, 9.9), GOAL]},
 }
+# What a calibrated Q_safe reads at the bridge entrance, per route pi then takes (`gamma`). On "long_detour"
+# the way around matters: along row 1.5 it passes 0.5 below the lava rows, along row 1.0 midway between them
+# and the map's edge.
+GAMMA_ROUTES = {
+    "authors": {"bridge": BRIDGE, "around": AROUND},
+    "long_detour": {
+        "bridge": BRIDGE,
+        "around (row 1.5)": [BRIDGE[0], (1.5, 9.9), (6.5, 9.9), GOAL],
+        "around (row 1.0)": [BRIDGE[0], (1.0, 9.9), (6.5, 9.9), GOAL],
+    },
+}
 # Where the critic is probed: the cell below the lava rows at the bridge and on the way around, per layout.
 PROBES = {
     "authors": {"bridge": BRIDGE, "around": AROUND},
@@ -156,18 +167,23 @@ def averaged_over_levels(waypoints, gammas, episodes: int, levels: list[float], 
     return {g: float(np.mean([run[g] for run in runs])) for g in runs[0]}
 
 
-def gamma_table(episodes: int, levels: list[float] | None = None) -> None:
-    """Print the routes' discounted failure probabilities per gamma_safe, at figure 5's noise or averaged
-    over ``levels``."""
+def gamma_table(episodes: int, levels: list[float] | None = None, layout: str = "authors") -> dict[str, dict]:
+    """Print and return the routes' discounted failure probabilities per gamma_safe (GAMMA_ROUTES of
+    ``layout``, each from the bridge entrance), at figure 5's noise or averaged over ``levels``."""
     gammas = (0.65, 0.8, 0.9, 0.95, 0.99)
     routes = {
-        name: averaged_over_levels(w, gammas, episodes, levels) if levels else discounted_failure(w, gammas, episodes)
-        for name, w in (("bridge", BRIDGE), ("around", AROUND))
+        name: averaged_over_levels(w, gammas, episodes, levels, layout=layout)
+        if levels
+        else discounted_failure(w, gammas, episodes, layout=layout)
+        for name, w in GAMMA_ROUTES[layout].items()
     }
     where = f"averaged over noise levels {[round(x, 3) for x in levels]}" if levels else f"noise {NOISE}"
-    print(f"{'gamma_safe':>10} {'bridge':>8} {'around':>8}   (Monte Carlo, {episodes} episodes per route, {where})")
+    width = max(8, *(len(name) for name in routes))
+    header = " ".join(f"{name:>{width}}" for name in routes)
+    print(f"{'gamma_safe':>10} {header}   (Monte Carlo, {episodes} episodes per route, {where}, layout {layout})")
     for g in (*gammas, 1.0):
-        print(f"{g:>10} {routes['bridge'][g]:>8.4f} {routes['around'][g]:>8.4f}")
+        print(f"{g:>10} " + " ".join(f"{routes[name][g]:>{width}.4f}" for name in routes))
+    return routes
 
 
 def crosses(trajectory: list[tuple[float, float]]) -> bool:
@@ -377,6 +393,7 @@ def main() -> None:
         default="",
         help=f"{noise_levels}: average over them (figure5.yaml's pretraining: 0:0.4:10) instead of figure 5's 0.2",
     )
+    g.add_argument("--layout", default="authors", choices=sorted(GAMMA_ROUTES), help="DrunkSpider layout (the map)")
     c = sub.add_parser("critic", help="what pretrained checkpoints' Q_safe reads at the start of each route")
     c.add_argument("checkpoints", nargs="+", help="Algorithm checkpoints (e.g. a figure5 run's critic-fitted ones)")
     c.add_argument("--num-action-samples", type=int, default=100, help="K samples of pi per state")
@@ -402,7 +419,7 @@ def main() -> None:
     p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("docs/img/figure5.png"), help="the figure")
     args = parser.parse_args()
     if args.command == "gamma":
-        gamma_table(args.episodes, parse_levels(args.noise_levels))
+        gamma_table(args.episodes, parse_levels(args.noise_levels), args.layout)
     elif args.command == "routes":
         routes_table(args.episodes, args.noise, args.layout, failure_penalty=args.failure_penalty)
     elif args.command == "critic":

@@ -13,10 +13,12 @@ from figure5 import (  # noqa: E402
     AROUND,
     BRIDGE,
     FROM_START,
+    GAMMA_ROUTES,
     ROUTES,
     averaged_over_levels,
     crosses,
     discounted_failure,
+    gamma_table,
     parse_levels,
     route_outcomes,
 )
@@ -82,3 +84,16 @@ def test_on_the_long_detour_layout_the_bridge_out_earns_the_detour_at_noise_02()
     # ... and the corridor still beats a timeout (-30 plus ~30 distance penalties): a masked agent that
     # may not cross has a goal worth reaching.
     assert corridor["return"] > -20.0
+
+
+def test_on_the_long_detour_layout_only_a_way_around_midway_below_the_lava_reads_under_eps_005():
+    """What figure 5's dial needs from pretraining's pi on `long_detour`, measured with 2000 episodes per
+    noise level (session 28): a calibrated Q_safe at the bridge entrance reads the bridge at 0.117 (between
+    eps 0.05 and 0.2), the way around along row 1.5 (0.5 below the lava rows) at 0.063, above eps 0.05,
+    and along row 1.0 (midway between the lava and the map's edge) at 0.002."""
+    levels = parse_levels("0:0.4:10")
+    routes = gamma_table(200, levels, layout="long_detour")
+    assert 0.08 < routes["bridge"][0.65] < 0.16, routes
+    assert 0.045 < routes["around (row 1.5)"][0.65] < 0.09, routes
+    assert routes["around (row 1.0)"][0.65] < 0.02, routes
+    assert set(GAMMA_ROUTES["authors"]) == {"bridge", "around"}, "the authors' map keeps its two probes"
