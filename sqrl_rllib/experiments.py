@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from sqrl_rllib.algorithms.sqrl.keys import SQRL_KEYS, check_sqrl_keys
+from sqrl_rllib.export import CHECKPOINT_MODULE
 from sqrl_rllib.methods import DEFAULT_METHODS, METHODS, MethodError, check_methods
 from sqrl_rllib.resources import FIT_MODES
 
@@ -291,6 +292,7 @@ def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> N
             _check_critic_fit(spec, stage)
         if "offline_data" in spec:
             _check_offline_data(experiment, stage, check_env)
+        _check_pretrained_checkpoint(spec, stage)
         for name in methods:
             for values in [{}] + _grid_points(grid):
                 keys = {
@@ -317,6 +319,26 @@ def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> N
                         )
         if check_env:
             _check_env(experiment["env"], experiment.get("failure"), spec.get("env_config") or {}, stage)
+
+
+def _check_pretrained_checkpoint(spec: dict[str, Any], stage: str) -> None:
+    """``pretrain.sqrl.pretrained_checkpoint`` continues an earlier pretraining: checked before Ray starts, so
+    that a mistyped path is not a stack trace from inside a trial. Fine-tuning's is the pipeline's to set."""
+    checkpoint = (spec.get("sqrl") or {}).get("pretrained_checkpoint")
+    if checkpoint is None:
+        return
+    key = f"{stage}.sqrl.pretrained_checkpoint={checkpoint!r}"
+    if stage == "finetune":
+        raise ExperimentError(
+            f"{key} is set by the pipeline (each fine-tuning trial starts from its seed's pretraining): "
+            "fine-tune another run's pretraining with --pretrained-run RUN_DIR."
+        )
+    path = pathlib.Path(str(checkpoint)).expanduser()
+    if not (path / "rllib_checkpoint.json").is_file() or not path.joinpath(*CHECKPOINT_MODULE).is_dir():
+        raise ExperimentError(
+            f"{key} is invalid: not an Algorithm checkpoint (no rllib_checkpoint.json and "
+            f"{'/'.join(CHECKPOINT_MODULE)}); give a pretraining trial's checkpoint_NNNNNN directory."
+        )
 
 
 def method_stage_keys(experiment: dict[str, Any], name: str, stage: str) -> dict[str, Any]:

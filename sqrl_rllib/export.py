@@ -42,7 +42,10 @@ _ACTION_TRANSFORM_DOC = {
     "clip": "env_action = clip(a, low, high)  (RLlib's clip_actions with normalize_actions=False)",
     "none": "env_action = a  (normalize_actions and clip_actions off, or an unbounded action space)",
 }
-_MODULE_COMPONENT = ("learner_group", "learner", "rl_module")
+
+
+# Where an Algorithm checkpoint keeps its RLModule state.
+CHECKPOINT_MODULE = ("learner_group", "learner", "rl_module")
 
 
 class ExportError(Exception):
@@ -67,7 +70,7 @@ def resolve_checkpoint(checkpoint: str | pathlib.Path) -> tuple[pathlib.Path, di
         raise ExportError(f"{str(checkpoint)!r} is not a checkpoint directory ({why})")
     if (path / "rllib_checkpoint.json").is_file() and (path / "learner_group").is_dir():
         config = _algorithm_config(path)  # first: another algorithm's checkpoint is named as such
-        return _single_module_dir(path.joinpath(*_MODULE_COMPONENT), checkpoint), config
+        return _single_module_dir(path.joinpath(*CHECKPOINT_MODULE), checkpoint), config
     if _is_module_checkpoint(path):
         return _single_module_dir(path, checkpoint), None
     raise ExportError(

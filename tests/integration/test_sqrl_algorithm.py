@@ -144,6 +144,22 @@ def test_pretrain_then_finetune_starts_from_pretrained_weights(ray_local, tmp_pa
         assert np.array_equal(kept.offline_buffer.all()[name], column), name
     kept.stop()
 
+    # A pretraining that continues this one (a curriculum): its weights and data, Algorithm 1 again, and
+    # Q_safe keeps learning (it is frozen only while fine-tuning).
+    more = small_config("pretrain", "pretrain").env_runners(num_env_runners=0)
+    more = more.sqrl(pretrained_checkpoint=checkpoint, restore_replay=True).build_algo()
+    assert more.offline_buffer.num_added == len(pretrain_replay["obs"])
+    continued = {k: v.clone() for k, v in module_state(more).items()}
+    for key, tensor in pretrained.items():
+        if key != "log_nu":
+            assert torch.equal(tensor, continued[key]), key
+    result = more.train()
+    assert result["sqrl"]["num_safety_critic_steps"] > 0
+    assert more.offline_buffer.num_added > len(pretrain_replay["obs"])
+    moved = module_state(more)
+    assert any(not torch.equal(continued[k], moved[k]) for k in continued if k.startswith("safety_critic."))
+    more.stop()
+
 
 def test_sac_method_trains_no_safety_critic_and_never_masks(ray_local):
     from sqrl_rllib.methods import METHODS

@@ -47,7 +47,9 @@ from sqrl_rllib.tune import main, parse_args
         (["drunk_spider", "--set", "num_seeds=0"], "num_seeds=0 is invalid"),
         (["drunk_spider", "--quick", "--set", "seeds=[2,2]"], "seeds=[2, 2] is invalid"),
         (["drunk_spider", "--set", "finetune.stop.num_env_steps_sampled_lifetime=-5"], "must be a number > 0"),
-        (["drunk_spider", "--set", "pretrain.sqrl.restore_replay=true"], "only fine-tuning restores D_offline"),
+        (["drunk_spider", "--set", "pretrain.sqrl.restore_replay=true"], "set pretrained_checkpoint"),
+        (["drunk_spider", "--set", "pretrain.sqrl.pretrained_checkpoint=/no/such"], "not an Algorithm checkpoint"),
+        (["drunk_spider", "--set", "finetune.sqrl.pretrained_checkpoint=/x"], "--pretrained-run RUN_DIR"),
         (
             [
                 "drunk_spider",

@@ -65,9 +65,9 @@ BAD = [
     ({"hidden": (64, True)}, "hidden", "non-empty list"),
     ({"nu_init": 2.0, "nu_max": 2.0}, "nu_max", "> nu_init"),
     ({"method": "ppo"}, "method", "valid values"),
-    ({"restore_nu": True}, "restore_nu", "only fine-tuning"),
-    ({"restore_replay": True}, "restore_replay", "only fine-tuning"),
-    ({"pretrained_checkpoint": "/ckpt"}, "pretrained_checkpoint", "only fine-tuning"),
+    # A pretraining restores only from the pretraining it continues.
+    ({"restore_nu": True}, "restore_nu", "set pretrained_checkpoint"),
+    ({"restore_replay": True}, "restore_replay", "set pretrained_checkpoint"),
     # Without a safety critic nothing may use one (mask_enabled is on by default).
     ({"safety_critic": False}, "safety_critic", "mask_enabled=false"),
     (
@@ -104,6 +104,9 @@ GOOD = [
     {"nu_init": 1.0, "nu_max": 1.5},
     {"phase": "finetune", "restore_nu": True, "pretrained_checkpoint": "/ckpt"},
     {"phase": "finetune", "restore_replay": True, "pretrained_checkpoint": "/ckpt"},
+    # A pretraining that continues an earlier one (a curriculum), with or without its transitions and nu.
+    {"pretrained_checkpoint": "/ckpt"},
+    {"pretrained_checkpoint": "/ckpt", "restore_replay": True, "restore_nu": True},
     # Plain SAC: no safety critic and nothing that needs one (pretraining has no Lagrangian by default).
     {"safety_critic": False, "mask_enabled": False, "method": "sac"},
 ]

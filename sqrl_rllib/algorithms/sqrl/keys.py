@@ -46,10 +46,14 @@ SQRL_KEYS: dict[str, tuple[Any, str]] = {
         "many rounds, before falling back to the safest (the authors' code: 4; 0: fall back at once).",
     ),
     "nu_init": (1.0, "initial Lagrange multiplier nu (> 0); fine-tuning starts from it unless restore_nu."),
-    "restore_nu": (False, "fine-tuning keeps the pretraining checkpoint's nu instead of starting at nu_init."),
+    "restore_nu": (
+        False,
+        "fine-tuning (or a continued pretraining) keeps the pretrained_checkpoint's nu instead of starting at nu_init.",
+    ),
     "restore_replay": (
         False,
-        "fine-tuning starts D_offline with the pretraining checkpoint's transitions (Algorithm 2 starts it empty; "
+        "fine-tuning (or a continued pretraining) starts D_offline with the pretrained_checkpoint's transitions "
+        "(Algorithm 2 starts it empty; "
         "they keep the pretraining task's rewards). A probe of the collapse at the first fine-tuning updates "
         "(docs/results.md, Minitaur); the checkpoint must have been saved with checkpoint_replay.",
     ),
@@ -71,7 +75,11 @@ SQRL_KEYS: dict[str, tuple[Any, str]] = {
     "updates_per_env_step": (1.0, "SGD steps per sampled env step."),
     "replay_capacity": (1_000_000, "size of D_offline in transitions."),
     "checkpoint_replay": (True, "store D_offline and D_safe in checkpoints (False: smaller checkpoints)."),
-    "pretrained_checkpoint": (None, "Algorithm checkpoint whose RLModule state starts fine-tuning."),
+    "pretrained_checkpoint": (
+        None,
+        "Algorithm checkpoint whose RLModule state starts fine-tuning, or a pretraining that continues an "
+        "earlier one (e.g. from more start states: a curriculum; restore_replay keeps its transitions).",
+    ),
     "hidden": ((256, 256), "hidden layer sizes of every network (ReLU)."),
     "risk_penalty": (
         False,
@@ -221,9 +229,7 @@ def check_sqrl_keys(config: Any) -> None:
             or schedule[2] < 0
         ):
             bad("lambda_schedule", "must be None or [start >= 0, end >= 0, steps: an integer >= 0]")
-    if config.restore_nu and config.phase != "finetune":
-        bad("restore_nu", "only fine-tuning restores nu from a checkpoint")
-    if config.restore_replay and config.phase != "finetune":
-        bad("restore_replay", "only fine-tuning restores D_offline from a checkpoint")
-    if config.pretrained_checkpoint is not None and config.phase != "finetune":
-        bad("pretrained_checkpoint", "only fine-tuning (phase='finetune') starts from a checkpoint")
+    # Fine-tuning gets its checkpoint from the pipeline; a pretraining restores only when it continues one.
+    for key in ("restore_nu", "restore_replay"):
+        if getattr(config, key) and config.phase != "finetune" and config.pretrained_checkpoint is None:
+            bad(key, "a pretraining restores only from the pretraining it continues: set pretrained_checkpoint")

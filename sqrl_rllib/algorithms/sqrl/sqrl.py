@@ -118,7 +118,8 @@ class SQRLConfig(SACConfig):
         updates_per_env_step (1.0): SGD steps per sampled env step.
         replay_capacity (1_000_000): size of D_offline in transitions.
         checkpoint_replay (True): store D_offline and D_safe in checkpoints (False: smaller files).
-        pretrained_checkpoint (None): Algorithm checkpoint whose RLModule state starts fine-tuning.
+        pretrained_checkpoint (None): Algorithm checkpoint whose RLModule state starts fine-tuning (or
+            a pretraining that continues an earlier one).
         hidden ((256, 256)): hidden layer sizes of every network.
         policy_mean_init_scale (1.0): factor on the initial weights of the policy mean's output units.
         risk_penalty (False): RS: SAC's critic learns from r - nu * Q_safe(s, a), nu by dual ascent.
