@@ -333,12 +333,14 @@ def _check_pretrained_checkpoint(spec: dict[str, Any], stage: str) -> None:
             f"{key} is set by the pipeline (each fine-tuning trial starts from its seed's pretraining): "
             "fine-tune another run's pretraining with --pretrained-run RUN_DIR."
         )
-    path = pathlib.Path(str(checkpoint)).expanduser()
+    path = pathlib.Path(str(checkpoint)).expanduser().resolve()
     if not (path / "rllib_checkpoint.json").is_file() or not path.joinpath(*CHECKPOINT_MODULE).is_dir():
         raise ExperimentError(
             f"{key} is invalid: not an Algorithm checkpoint (no rllib_checkpoint.json and "
             f"{'/'.join(CHECKPOINT_MODULE)}); give a pretraining trial's checkpoint_NNNNNN directory."
         )
+    # Absolute: a trial runs in its own working directory, where a relative path names nothing.
+    spec["sqrl"]["pretrained_checkpoint"] = str(path)
 
 
 def method_stage_keys(experiment: dict[str, Any], name: str, stage: str) -> dict[str, Any]:

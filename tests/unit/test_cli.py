@@ -178,3 +178,16 @@ def test_null_turns_a_yamls_critic_fit_off():
     experiment = prepare_experiment("figure5", ["pretrain.critic_fit=null"], False, None)
     assert experiment["pretrain"]["critic_fit"] is None
     assert prepare_experiment("figure5", [], False, None)["pretrain"]["critic_fit"]["num_steps"] == 4000
+
+
+def test_continued_pretraining_checkpoint_is_made_absolute(tmp_path, monkeypatch):
+    # A trial runs in its own working directory: a relative path that the CLI check found would name
+    # nothing there (measured: "holds no RLModule state" from inside the trial).
+    checkpoint = tmp_path / "run" / "checkpoint_000019"
+    (checkpoint / "learner_group" / "learner" / "rl_module").mkdir(parents=True)
+    (checkpoint / "rllib_checkpoint.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    experiment = prepare_experiment(
+        "figure5", ["pretrain.sqrl.pretrained_checkpoint=run/checkpoint_000019"], False, None
+    )
+    assert experiment["pretrain"]["sqrl"]["pretrained_checkpoint"] == str(checkpoint.resolve())
