@@ -1,6 +1,6 @@
 """Figure 5, the risk dial: eps_safe decides whether SQRL crosses DrunkSpider's bridge or goes around.
 
-Four subcommands.
+Six subcommands.
 
 ``gamma``: why figure5.yaml's gamma_safe. Q_safe estimates E[gamma_safe^T] for the failure step T (the
 discounted failure probability), so a crossing risk spread over the bridge's steps reads smaller at the
@@ -20,6 +20,17 @@ frozen): Q_safe at the start of each route for the action straight up it and for
 with the share of samples the mask keeps at eps_safe 0.05 and 0.2.
 
     python benchmarks/figure5.py critic RUN_DIR/pretrain_critic_fit/seed_S ... [--rollouts 300]
+
+``bridge CHECKPOINT...``: Q_safe up the bridge centre (rows 1.0-5.5, col 3.5) for steps straight up of
+size 1, 0.5 and 0.25 and for K samples of pi: the mask vets each step on its own, so eps_safe keeps a policy
+off the bridge only if some step onto it reads above eps_safe and a safe step away exists.
+
+    python benchmarks/figure5.py bridge RUN_DIR/pretrain_critic_fit/seed_S ... [--csv FILE]
+
+``walk CHECKPOINT...``: where pi's own samples go from given starts on ``long_detour`` (goal, failure,
+timeout, and how many episodes enter the corridor): what Q_safe's readings there are the risk of.
+
+    python benchmarks/figure5.py walk RUN_DIR/pretrain_critic_fit/seed_S [--starts 1.0,9.9 0,3] [--episodes 40]
 
 ``routes``: whether the bridge pays. Whole fine-tuning episodes of scripted controllers from the start, up
 the bridge and around either pit: mean return, failure rate and length. The mask can only remove actions,
@@ -381,6 +392,87 @@ def critic_table(
     return rows
 
 
+BRIDGE_ROWS = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5)
+STEP_SIZES = (1.0, 0.5, 0.25)
+
+
+def along_bridge(module, k: int = 100, seed: int = 0, col: float = 3.5) -> list[dict[str, float]]:
+    """Q_safe of ``module`` up the bridge centre, one row per position in BRIDGE_ROWS: for a step straight up
+    of each size in STEP_SIZES, and for K samples of pi (mean, share below 0.05 and 0.2, mean step). The
+    fine-tuning mask vets each step on its own: where no sample reads below eps_safe it takes the safest."""
+    import torch
+
+    torch.manual_seed(seed)
+    rows = []
+    for row in BRIDGE_ROWS:
+        obs = torch.tensor([[row, col]], dtype=torch.float32)
+        with torch.no_grad():
+            ups = {f"up_{size}": float(module.q_safe(obs, torch.tensor([[[size, 0.0]]]))[0, 0]) for size in STEP_SIZES}
+            samples, _ = module.sample_candidates(module.policy.distribution_inputs(obs), k)
+            q = module.q_safe(obs, samples)[0]
+        rows.append(
+            {
+                "row": row,
+                **ups,
+                "pi_mean": float(q.mean()),
+                "pi_below_0.05": float((q < 0.05).float().mean()),
+                "pi_below_0.2": float((q < 0.2).float().mean()),
+                "pi_step_row": float(samples[0, :, 0].mean()),
+                "pi_step_col": float(samples[0, :, 1].mean()),
+            }
+        )
+    return rows
+
+
+def bridge_table(checkpoints: list[str], k: int, csv_path: pathlib.Path | None = None) -> list[dict]:
+    """Print :func:`along_bridge` per checkpoint; with ``csv_path`` also write the rows there."""
+    from critic_calibration import load_module
+
+    rows = []
+    for checkpoint in checkpoints:
+        print(checkpoint)
+        print(f"{'row':>5} " + " ".join(f"up {s:<4}" for s in STEP_SIZES) + "  pi mean  pi<0.05  pi<0.2  pi step")
+        for reading in along_bridge(load_module(checkpoint), k):
+            print(
+                f"{reading['row']:>5} " + " ".join(f"{reading[f'up_{s}']:>7.3f}" for s in STEP_SIZES) + f"  "
+                f"{reading['pi_mean']:>7.3f}  {reading['pi_below_0.05']:>7.2f}  {reading['pi_below_0.2']:>6.2f}  "
+                f"({reading['pi_step_row']:+.2f}, {reading['pi_step_col']:+.2f})"
+            )
+            rows.append({"checkpoint": checkpoint, **reading})
+    if csv_path is not None:
+        import pandas as pd
+
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(csv_path, index=False)
+        print(f"wrote {csv_path}")
+    return rows
+
+
+def walk_from(module, start: tuple[float, float], episodes: int, layout: str = "long_detour", seed: int = 0) -> dict:
+    """Episodes of pi's own samples (unmasked, as Q_safe's target follows it) from ``start`` under figure 5's
+    noise: how many reach the goal, fail or time out, and how many enter the corridor (col >= 9 above row 2,
+    ``long_detour``'s way around). Q_safe at a state reads the risk of the route pi takes from there."""
+    import torch
+    from critic_calibration import choose_actions
+
+    generator = torch.Generator().manual_seed(seed)
+    counts = {"goal": 0, "failure": 0, "timeout": 0, "corridor": 0}
+    for episode in range(episodes):
+        env = DrunkSpiderEnv(task="finetune", action_noise=NOISE, noise_type="gaussian", layout=layout)
+        obs, _ = env.reset(seed=seed + episode, options={"position": start})
+        corridor, outcome = False, "timeout"
+        for _ in range(env.max_episode_steps):
+            action = choose_actions(module, obs[None], 1, 1.0, False, generator)[0]
+            obs, _, terminated, truncated, info = env.step(action)
+            corridor |= bool(obs[1] >= 9.0 and obs[0] >= 2.0)
+            if info["failure"] or terminated or truncated:
+                outcome = "failure" if info["failure"] else "goal" if terminated else "timeout"
+                break
+        counts[outcome] += 1
+        counts["corridor"] += corridor
+    return counts
+
+
 def main() -> None:
     """``gamma``, ``critic``, ``routes`` or ``plot``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -408,6 +500,16 @@ def main() -> None:
     c.add_argument("--noise-levels", default="0:0.4:10", help=f"{noise_levels}: the checkpoint's pretraining noise")
     c.add_argument("--layout", default="authors", choices=sorted(PROBES), help="the checkpoint's DrunkSpider layout")
     c.add_argument("--csv", type=pathlib.Path, default=None, help="also write the readings to this CSV")
+    b = sub.add_parser("bridge", help="Q_safe up the bridge centre: what the fine-tuning mask keeps at each step")
+    b.add_argument("checkpoints", nargs="+", help="Algorithm checkpoints (e.g. a figure5 run's critic-fitted ones)")
+    b.add_argument("--num-action-samples", type=int, default=100, help="K samples of pi per position")
+    b.add_argument("--csv", type=pathlib.Path, default=None, help="also write the readings to this CSV")
+    w = sub.add_parser(
+        "walk", help="where pi's own samples go from given starts on long_detour (goal, failure, corridor)"
+    )
+    w.add_argument("checkpoints", nargs="+", help="Algorithm checkpoints")
+    w.add_argument("--starts", nargs="+", default=["1.0,9.9", "0,3"], help="ROW,COL start positions")
+    w.add_argument("--episodes", type=int, default=40, help="episodes per start")
     r = sub.add_parser("routes", help="return and failure rate of the bridge and the detours, scripted")
     r.add_argument("--episodes", type=int, default=4000, help="Monte-Carlo episodes per route")
     r.add_argument("--noise", type=float, default=NOISE, help="Gaussian action noise std (figure 5: 0.2)")
@@ -432,6 +534,16 @@ def main() -> None:
             args.layout,
             args.csv,
         )
+    elif args.command == "walk":
+        from critic_calibration import load_module
+
+        for checkpoint in args.checkpoints:
+            module = load_module(checkpoint)
+            for start in args.starts:
+                row, col = (float(x) for x in start.split(","))
+                print(f"{checkpoint}  from ({row}, {col}): {walk_from(module, (row, col), args.episodes)}")
+    elif args.command == "bridge":
+        bridge_table(args.checkpoints, args.num_action_samples, args.csv)
     else:
         plot(args.run_dir, args.episodes, args.out)
 

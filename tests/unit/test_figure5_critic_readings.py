@@ -86,3 +86,24 @@ def test_monte_carlo_of_up_then_pi_discounts_the_failure_pi_walks_into():
     still = figure5.critic_rows("ck", module, k=8, rollouts=2, gamma_safe=0.65, levels="0", layout="authors")
     assert [row["monte_carlo_up_then_pi"] for row in down] == [pytest.approx(0.65**3)] * 2
     assert [row["monte_carlo_up_then_pi"] for row in still] == [0.0, 0.0]
+
+
+def test_along_bridge_reads_each_step_size_and_pi():
+    module = module_reading_the_action_only()
+    heading(module, 3.0, 0.0)  # pi steps straight up: Q_safe = sigmoid(10 * 0.995 - 2), above both eps
+    rows = figure5.along_bridge(module, k=32)
+    assert [row["row"] for row in rows] == list(figure5.BRIDGE_ROWS)
+    for row in rows:
+        for size in figure5.STEP_SIZES:
+            assert row[f"up_{size}"] == pytest.approx(1 / (1 + math.exp(2.0 - 10.0 * size)), abs=1e-6)
+        assert row["pi_mean"] > 0.99 and row["pi_below_0.05"] == row["pi_below_0.2"] == 0.0
+        assert row["pi_step_row"] == pytest.approx(math.tanh(3.0), abs=0.01) and abs(row["pi_step_col"]) < 0.01
+
+
+def test_walk_from_counts_outcomes_and_corridor_entries():
+    module = module_reading_the_action_only()
+    heading(module, -3.0, 0.0)  # straight down from the start: off the map's bottom edge at once
+    assert figure5.walk_from(module, (0.0, 3.0), episodes=5) == {"goal": 0, "failure": 5, "timeout": 0, "corridor": 0}
+    heading(module, 3.0, 0.0)  # straight up the corridor (col 9.9): in it above row 2, never at the goal
+    up = figure5.walk_from(module, (1.0, 9.9), episodes=5)
+    assert up["corridor"] == 5 and up["goal"] == 0 and up["failure"] + up["timeout"] == 5
