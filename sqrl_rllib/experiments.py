@@ -292,7 +292,7 @@ def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> N
             _check_critic_fit(spec, stage)
         if "offline_data" in spec:
             _check_offline_data(experiment, stage, check_env)
-        _check_pretrained_checkpoint(spec, stage)
+        _check_pretrained_checkpoint(spec, stage, methods)
         for name in methods:
             for values in [{}] + _grid_points(grid):
                 keys = {
@@ -321,9 +321,9 @@ def validate_experiment(experiment: dict[str, Any], check_env: bool = True) -> N
             _check_env(experiment["env"], experiment.get("failure"), spec.get("env_config") or {}, stage)
 
 
-def _check_pretrained_checkpoint(spec: dict[str, Any], stage: str) -> None:
-    """``pretrain.sqrl.pretrained_checkpoint`` continues an earlier pretraining: checked before Ray starts, so
-    that a mistyped path is not a stack trace from inside a trial. Fine-tuning's is the pipeline's to set."""
+def _check_pretrained_checkpoint(spec: dict[str, Any], stage: str, methods: list[str]) -> None:
+    """``pretrain.sqrl.pretrained_checkpoint`` continues an earlier SQRL pretraining: checked before Ray starts,
+    so that a mistyped path is not a stack trace from inside a trial. Fine-tuning's is the pipeline's to set."""
     checkpoint = (spec.get("sqrl") or {}).get("pretrained_checkpoint")
     if checkpoint is None:
         return
@@ -333,6 +333,9 @@ def _check_pretrained_checkpoint(spec: dict[str, Any], stage: str) -> None:
             f"{key} is set by the pipeline (each fine-tuning trial starts from its seed's pretraining): "
             "fine-tune another run's pretraining with --pretrained-run RUN_DIR."
         )
+    if methods != ["sqrl"]:
+        # One checkpoint holds one method's networks; every method's pretraining would start from it.
+        raise ExperimentError(f"{key} continues an SQRL pretraining: run it with --methods sqrl (not {methods}).")
     path = pathlib.Path(str(checkpoint)).expanduser().resolve()
     if not (path / "rllib_checkpoint.json").is_file() or not path.joinpath(*CHECKPOINT_MODULE).is_dir():
         raise ExperimentError(

@@ -48,7 +48,8 @@ from sqrl_rllib.tune import main, parse_args
         (["drunk_spider", "--quick", "--set", "seeds=[2,2]"], "seeds=[2, 2] is invalid"),
         (["drunk_spider", "--set", "finetune.stop.num_env_steps_sampled_lifetime=-5"], "must be a number > 0"),
         (["drunk_spider", "--set", "pretrain.sqrl.restore_replay=true"], "set pretrained_checkpoint"),
-        (["drunk_spider", "--set", "pretrain.sqrl.pretrained_checkpoint=/no/such"], "not an Algorithm checkpoint"),
+        (["figure5", "--set", "pretrain.sqrl.pretrained_checkpoint=/no/such"], "not an Algorithm checkpoint"),
+        (["drunk_spider", "--set", "pretrain.sqrl.pretrained_checkpoint=/x"], "run it with --methods sqrl"),
         (["drunk_spider", "--set", "finetune.sqrl.pretrained_checkpoint=/x"], "--pretrained-run RUN_DIR"),
         (
             [
