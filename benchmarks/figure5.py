@@ -53,7 +53,7 @@ import pathlib
 
 import numpy as np
 
-from sqrl_rllib.envs.drunk_spider import GOAL, LAVA_ROWS, DrunkSpiderEnv, parse_noise_levels
+from sqrl_rllib.envs.drunk_spider import GOAL, LAVA_ROWS, LAYOUTS, DrunkSpiderEnv, parse_noise_levels
 
 # Waypoints (row, col) of the two scripted routes, from the cell below the lava rows.
 BRIDGE = [(1.5, 3.5), (6.5, 3.5), GOAL]
@@ -260,6 +260,30 @@ def plot(run_dir: pathlib.Path, episodes: int, out: pathlib.Path) -> None:
     print(f"wrote {out}")
 
 
+def pi_readings(module, obs, k: int):
+    """Q_safe of K samples of pi at ``obs`` (one state): their mean and the shares the fine-tuning mask keeps at
+    figure 5's two eps_safe, and the samples themselves."""
+    samples, _ = module.sample_candidates(module.policy.distribution_inputs(obs), k)
+    q = module.q_safe(obs, samples)[0]
+    reading = {
+        "pi_mean": float(q.mean()),
+        "pi_below_0.05": float((q < 0.05).float().mean()),
+        "pi_below_0.2": float((q < 0.2).float().mean()),
+    }
+    return reading, samples
+
+
+def write_rows(rows: list[dict], csv_path: pathlib.Path | None) -> None:
+    """Write ``rows`` to ``csv_path`` (a no-op for None), saying where."""
+    if csv_path is None:
+        return
+    import pandas as pd
+
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(csv_path, index=False)
+    print(f"wrote {csv_path}")
+
+
 def critic_at_routes(module, k: int = 100, seed: int = 0, layout: str = "authors") -> dict[str, dict[str, float]]:
     """What the SQRL RLModule ``module``'s Q_safe reads at the start of each route of ``layout`` (PROBES):
     for the action straight up the route (``up``) and for K samples of pi there (mean, and
@@ -273,17 +297,9 @@ def critic_at_routes(module, k: int = 100, seed: int = 0, layout: str = "authors
         obs = torch.tensor([route[0]], dtype=torch.float32)
         with torch.no_grad():
             up = module.q_safe(obs, torch.tensor([[[1.0, 0.0]]]))[0, 0]
-            dist_inputs = module.policy.distribution_inputs(obs)
-            samples, _ = module.sample_candidates(dist_inputs, k)
-            q = module.q_safe(obs, samples)[0]
-            heading = torch.tanh(dist_inputs.chunk(2, dim=-1)[0])[0]
-        out[name] = {
-            "pi_heading": tuple(round(float(x), 2) for x in heading),
-            "up": float(up),
-            "pi_mean": float(q.mean()),
-            "pi_below_0.05": float((q < 0.05).float().mean()),
-            "pi_below_0.2": float((q < 0.2).float().mean()),
-        }
+            heading = torch.tanh(module.policy.distribution_inputs(obs).chunk(2, dim=-1)[0])[0]
+            reading, _ = pi_readings(module, obs, k)
+        out[name] = {"pi_heading": tuple(round(float(x), 2) for x in heading), "up": float(up), **reading}
     return out
 
 
@@ -383,12 +399,7 @@ def critic_table(
         "Q_safe reads the risk of following pi after the action, so a pi that turns back on the bridge reads "
         "higher than a crossing; `figure5.py gamma` gives a scripted centred crossing's reading per gamma_safe"
     )
-    if csv_path is not None:
-        import pandas as pd
-
-        csv_path.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(rows).to_csv(csv_path, index=False)
-        print(f"wrote {csv_path}")
+    write_rows(rows, csv_path)
     return rows
 
 
@@ -408,15 +419,12 @@ def along_bridge(module, k: int = 100, seed: int = 0, col: float = 3.5) -> list[
         obs = torch.tensor([[row, col]], dtype=torch.float32)
         with torch.no_grad():
             ups = {f"up_{size}": float(module.q_safe(obs, torch.tensor([[[size, 0.0]]]))[0, 0]) for size in STEP_SIZES}
-            samples, _ = module.sample_candidates(module.policy.distribution_inputs(obs), k)
-            q = module.q_safe(obs, samples)[0]
+            reading, samples = pi_readings(module, obs, k)
         rows.append(
             {
                 "row": row,
                 **ups,
-                "pi_mean": float(q.mean()),
-                "pi_below_0.05": float((q < 0.05).float().mean()),
-                "pi_below_0.2": float((q < 0.2).float().mean()),
+                **reading,
                 "pi_step_row": float(samples[0, :, 0].mean()),
                 "pi_step_col": float(samples[0, :, 1].mean()),
             }
@@ -439,23 +447,21 @@ def bridge_table(checkpoints: list[str], k: int, csv_path: pathlib.Path | None =
                 f"({reading['pi_step_row']:+.2f}, {reading['pi_step_col']:+.2f})"
             )
             rows.append({"checkpoint": checkpoint, **reading})
-    if csv_path is not None:
-        import pandas as pd
-
-        csv_path.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(rows).to_csv(csv_path, index=False)
-        print(f"wrote {csv_path}")
+    write_rows(rows, csv_path)
     return rows
 
 
 def walk_from(module, start: tuple[float, float], episodes: int, layout: str = "long_detour", seed: int = 0) -> dict:
     """Episodes of pi's own samples (unmasked, as Q_safe's target follows it) from ``start`` under figure 5's
-    noise: how many reach the goal, fail or time out, and how many enter the corridor (col >= 9 above row 2,
-    ``long_detour``'s way around). Q_safe at a state reads the risk of the route pi takes from there."""
+    noise: how many reach the goal, fail or time out, and how many enter the way around right of the lava
+    (``long_detour``: the corridor, col >= 9) in the lava rows. Q_safe at a state reads the risk of the route
+    pi takes from there."""
     import torch
     from critic_calibration import choose_actions
 
+    torch.manual_seed(seed)  # pi's unmasked samples draw from torch's global generator
     generator = torch.Generator().manual_seed(seed)
+    right_of_lava = max(LAYOUTS[layout].lava_cols) + 1
     counts = {"goal": 0, "failure": 0, "timeout": 0, "corridor": 0}
     for episode in range(episodes):
         env = DrunkSpiderEnv(task="finetune", action_noise=NOISE, noise_type="gaussian", layout=layout)
@@ -464,7 +470,7 @@ def walk_from(module, start: tuple[float, float], episodes: int, layout: str = "
         for _ in range(env.max_episode_steps):
             action = choose_actions(module, obs[None], 1, 1.0, False, generator)[0]
             obs, _, terminated, truncated, info = env.step(action)
-            corridor |= bool(obs[1] >= 9.0 and obs[0] >= 2.0)
+            corridor |= bool(obs[1] >= right_of_lava and obs[0] >= min(LAVA_ROWS))
             if info["failure"] or terminated or truncated:
                 outcome = "failure" if info["failure"] else "goal" if terminated else "timeout"
                 break
@@ -474,7 +480,7 @@ def walk_from(module, start: tuple[float, float], episodes: int, layout: str = "
 
 
 def main() -> None:
-    """``gamma``, ``critic``, ``routes`` or ``plot``."""
+    """``gamma``, ``critic``, ``bridge``, ``walk``, ``routes`` or ``plot``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("gamma", help="discounted failure probability of the two routes per gamma_safe")

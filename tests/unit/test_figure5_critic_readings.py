@@ -107,3 +107,15 @@ def test_walk_from_counts_outcomes_and_corridor_entries():
     heading(module, 3.0, 0.0)  # straight up the corridor (col 9.9): in it above row 2, never at the goal
     up = figure5.walk_from(module, (1.0, 9.9), episodes=5)
     assert up["corridor"] == 5 and up["goal"] == 0 and up["failure"] + up["timeout"] == 5
+
+
+def test_walk_from_repeats_itself():
+    # pi's unmasked samples come from torch's global generator: walk_from seeds it, so a wide pi (std e^-1,
+    # heading up) below the corridor gives the same counts twice (unseeded: 16 and 11 corridor entries).
+    module = module_reading_the_action_only()
+    with torch.no_grad():
+        module.policy.net[-1].weight.zero_()
+        module.policy.net[-1].bias.copy_(torch.tensor([0.5, 0.0, -1.0, -1.0]))
+    first = figure5.walk_from(module, (0.5, 9.9), episodes=20)
+    torch.manual_seed(123)
+    assert figure5.walk_from(module, (0.5, 9.9), episodes=20) == first

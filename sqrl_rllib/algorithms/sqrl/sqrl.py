@@ -56,9 +56,10 @@ from sqrl_rllib.algorithms.sqrl.torch.sqrl_torch_rl_module import (
 )
 from sqrl_rllib.core.replay import ColumnarReplay, OnlineSafetyBuffer, failure_enriched_sample, mixed_sample
 from sqrl_rllib.envs.rllib import register_rllib_envs
+from sqrl_rllib.export import CHECKPOINT_MODULE
 
 # Where an RLlib Algorithm checkpoint keeps the RLModule's state.
-MODULE_COMPONENT = "learner_group/learner/rl_module"
+MODULE_COMPONENT = "/".join(CHECKPOINT_MODULE)
 SQRL_STATE = "sqrl"
 
 
